@@ -1,0 +1,32 @@
+import { mkdir } from "node:fs/promises";
+import { PGlite } from "@electric-sql/pglite";
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+
+/**
+ * Opens (or creates) the PGlite database in `dataDir` and serves it over the PostgreSQL wire
+ * protocol on 127.0.0.1, on a free port picked by the OS.
+ *
+ * The server accepts ONE connection at a time: clients must use a pool of size 1.
+ * `stop()` closes the server, then the database.
+ */
+export async function startEmbeddedPostgres(
+  dataDir: string,
+): Promise<{ connectionString: string; stop(): Promise<void> }> {
+  await mkdir(dataDir, { recursive: true });
+  const db = await PGlite.create(dataDir);
+  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0 });
+  try {
+    await server.start();
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const port = server.getServerConn().split(":").pop();
+  return {
+    connectionString: `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`,
+    async stop() {
+      await server.stop();
+      await db.close();
+    },
+  };
+}
