@@ -1,0 +1,60 @@
+import type { Db } from "../db/client.ts";
+import { notFound, unauthenticated } from "../lib/errors.ts";
+import { bearerToken, hashApiKey, safeEqual } from "./keys.ts";
+
+/** Who is calling: an account key, or the admin key (optionally acting for an account). */
+export interface Viewer {
+  /** The API key's id; `admin:env` for the key from ADMIN_API_KEY. */
+  keyId: string;
+  admin: boolean;
+  /** The account acted for: the key's own account, or the one an admin names. */
+  accountId: string | null;
+}
+
+/** Header (HTTP) or `connection_init` field (WebSocket) with which the admin key acts for an account. */
+export const ACT_AS_HEADER = "x-account-id";
+
+const LAST_USED_EVERY_MS = 60_000;
+
+export interface Authenticator {
+  /**
+   * Resolves `Authorization: Bearer <key>` into a viewer. Throws UNAUTHENTICATED (HTTP 401) for
+   * a missing, unknown or revoked key.
+   */
+  authenticate(authorization: string | null | undefined, actAs?: string | null): Promise<Viewer>;
+}
+
+export function createAuthenticator(deps: { db: Db; adminApiKey?: string | undefined }): Authenticator {
+  const lastUsedWritten = new Map<string, number>();
+
+  function touch(keyId: string): void {
+    const now = Date.now();
+    if ((lastUsedWritten.get(keyId) ?? 0) > now - LAST_USED_EVERY_MS) return;
+    lastUsedWritten.set(keyId, now);
+    deps.db.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } }).catch(() => {});
+  }
+
+  async function actFor(viewer: Viewer, actAs: string | null | undefined): Promise<Viewer> {
+    if (!viewer.admin || !actAs) return viewer;
+    const account = await deps.db.account.findUnique({ where: { id: actAs }, select: { id: true } });
+    if (!account) throw notFound("account", actAs);
+    return { ...viewer, accountId: account.id };
+  }
+
+  return {
+    async authenticate(authorization, actAs) {
+      const key = bearerToken(authorization);
+      if (!key) throw unauthenticated(authorization ? "invalid" : "missing");
+      if (deps.adminApiKey && safeEqual(key, deps.adminApiKey)) {
+        return actFor({ keyId: "admin:env", admin: true, accountId: null }, actAs);
+      }
+      const row = await deps.db.apiKey.findUnique({
+        where: { hash: hashApiKey(key) },
+        select: { id: true, admin: true, accountId: true, revokedAt: true },
+      });
+      if (!row || row.revokedAt) throw unauthenticated("invalid");
+      touch(row.id);
+      return actFor({ keyId: row.id, admin: row.admin, accountId: row.accountId }, actAs);
+    },
+  };
+}

@@ -1,0 +1,100 @@
+import { z } from "zod";
+import { parseDuration } from "./lib/duration.ts";
+
+const duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const boolean = z
+  .enum(["true", "false", "1", "0", "yes", "no"], { message: "must be true or false" })
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+/**
+ * Every environment variable the service reads (CONTRACT §1). This module is the only reader of
+ * `process.env`; everything else receives a `Config`.
+ */
+const schema = z.object({
+  /** HTTP + WebSocket port. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  /** Bind address. */
+  HOST: z.string().min(1).default("0.0.0.0"),
+  /** `postgresql://…`; unset = embedded PostgreSQL (PGlite) stored in DATA_DIR. */
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL")
+    .optional(),
+  /** Where the embedded database lives. */
+  DATA_DIR: z.string().min(1).default("./.data"),
+  /** `redis://…`; unset = in-process pub/sub and delivery queue. */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .optional(),
+  /** `all`, `api` (HTTP and WebSocket) or `worker` (deliveries only). */
+  ROLE: z.enum(["all", "api", "worker"]).default("all"),
+  /** Accepted as the admin key; when unset one is generated on first start and printed once. */
+  ADMIN_API_KEY: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Waits before each retry; its length is the number of retries. */
+  WEBHOOK_RETRY_SCHEDULE: z
+    .string()
+    .default("10s,30s,2m")
+    .transform((text, ctx) => {
+      const parts = text.split(",").map((p) => p.trim()).filter((p) => p !== "");
+      try {
+        return parts.map(parseDuration);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Per attempt: connect + headers + body. */
+  WEBHOOK_TIMEOUT: duration.default(10_000).pipe(z.number().int().positive("must be more than 0")),
+  /** Allow webhook URLs that resolve to non-public addresses. */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: boolean.default(false),
+  /** Requests per API key per second, GraphQL and REST together: `100/s`, `6000/m`. */
+  API_RATE_LIMIT: z
+    .string()
+    .default("100/s")
+    .transform((text, ctx) => {
+      const match = /^\s*(\d+)\s*\/\s*(\d*)\s*(ms|s|m|h)\s*$/.exec(text);
+      if (!match || Number(match[1]) < 1) {
+        ctx.addIssue({ code: "custom", message: `"${text}" is not a rate (use e.g. 100/s or 6000/m)` });
+        return z.NEVER;
+      }
+      const windowMs = parseDuration(`${match[2] || "1"}${match[3]}`);
+      return { points: Number(match[1]), windowMs, text: text.trim() };
+    }),
+  /** pino level. */
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** `production` turns off GraphiQL and field suggestions. */
+  NODE_ENV: z.string().default("development"),
+});
+
+export type Config = z.output<typeof schema>;
+
+/** Raised for an invalid environment; its message is one line naming the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses and validates the environment once. Empty strings count as unset. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(
+    Object.keys(schema.shape).flatMap((key) => {
+      const value = env[key];
+      return value === undefined || value.trim() === "" ? [] : [[key, value]];
+    }),
+  );
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const name = String(issue.path[0] ?? "environment");
+    throw new ConfigError(`invalid ${name}=${JSON.stringify(input[name] ?? "")}: ${issue.message}`);
+  }
+  return result.data;
+}

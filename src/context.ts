@@ -1,0 +1,23 @@
+import type { Authenticator, Viewer } from "./auth/viewer.ts";
+import type { Config } from "./config.ts";
+import type { Db } from "./db/client.ts";
+import type { Logger } from "./lib/logger.ts";
+import type { DestinationGuard } from "./webhooks/validation.ts";
+import type { Webhook } from "./generated/prisma/client.ts";
+
+/** What the HTTP and WebSocket layers share for the life of a server: built in main.ts (or a test). */
+export interface App {
+  config: Config;
+  log: Logger;
+  db: Db;
+  auth: Authenticator;
+  guard: DestinationGuard;
+  /** Called after a disabled webhook is set active again. */
+  onWebhookReactivated?: (webhook: Webhook) => void | Promise<void>;
+}
+
+/** The GraphQL context of one operation, over HTTP or WebSocket alike. */
+export interface Context {
+  app: App;
+  viewer: Viewer;
+}
