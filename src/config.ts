@@ -69,6 +69,12 @@ const schema = z.object({
       const windowMs = parseDuration(`${match[2] || "1"}${match[3]}`);
       return { points: Number(match[1]), windowMs, text: text.trim() };
     }),
+  /** Deliveries one worker process attempts at the same time. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(100),
+  /** How often a worker looks for pending deliveries that no queue holds (after a crash or a Redis flush). */
+  WEBHOOK_SWEEP_INTERVAL: duration.default(5_000).pipe(z.number().int().positive("must be more than 0")),
+  /** Prefix of every Redis key (queue and pub/sub), so deployments can share one Redis. */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("spawn"),
   /** pino level. */
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** `production` turns off GraphiQL and field suggestions. */

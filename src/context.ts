@@ -4,6 +4,8 @@ import type { Db } from "./db/client.ts";
 import type { Logger } from "./lib/logger.ts";
 import type { DestinationGuard } from "./webhooks/validation.ts";
 import type { Webhook } from "./generated/prisma/client.ts";
+import type { DeliveryQueue } from "./delivery/queue.ts";
+import type { PubSub } from "./pubsub/pubsub.ts";
 
 /** What the HTTP and WebSocket layers share for the life of a server: built in main.ts (or a test). */
 export interface App {
@@ -12,6 +14,9 @@ export interface App {
   db: Db;
   auth: Authenticator;
   guard: DestinationGuard;
+  pubsub: PubSub;
+  /** Where publishEvent and retries put deliveries (the worker consumes it in its own role). */
+  queue: DeliveryQueue;
   /** Called after a disabled webhook is set active again. */
   onWebhookReactivated?: (webhook: Webhook) => void | Promise<void>;
 }

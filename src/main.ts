@@ -27,7 +27,14 @@ if (handle.generatedAdminKey) {
   );
 }
 
+if (config.ROLE !== "all" && !config.REDIS_URL) {
+  log.warn(
+    { role: config.ROLE },
+    "ROLE is not 'all' but REDIS_URL is unset: the in-process queue is not shared, so deliveries need ROLE=all",
+  );
+}
 const server = buildServer(handle.app, { api: config.ROLE !== "worker" });
+await handle.start();
 const { url } = await server.start(config.PORT, config.HOST);
 log.info({ role: config.ROLE, url }, "listening");
 process.stdout.write(`Spawn Webhooks (${config.ROLE}) listening on ${url}\n`);

@@ -51,6 +51,7 @@ builder.addScalarType("JSON", JSONResolver);
 
 builder.queryType({});
 builder.mutationType({});
+builder.subscriptionType({});
 
 /** The account the viewer acts for; the `account` auth scope guarantees it is set. */
 export function accountOf(ctx: Context): string {

@@ -3,6 +3,8 @@ import { builder } from "./builder.ts";
 import "./enums.ts";
 import "./account.ts";
 import "./webhook.ts";
+import "./event.ts";
+import "./delivery.ts";
 
 /** The served schema. Building it opens nothing: codegen imports this module. */
 export const schema: GraphQLSchema = builder.toSchema();

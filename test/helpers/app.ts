@@ -45,6 +45,7 @@ export async function startTestApp(backend: Backend, env: Record<string, string>
   const config = loadConfig({
     DATA_DIR: backend.dataDir,
     ...(backend.databaseUrl ? { DATABASE_URL: backend.databaseUrl } : {}),
+    ...(backend.redisUrl ? { REDIS_URL: backend.redisUrl, REDIS_PREFIX: backend.redisPrefix } : {}),
     HOST: "127.0.0.1",
     PORT: "0",
     ADMIN_API_KEY: adminKey,
@@ -52,13 +53,15 @@ export async function startTestApp(backend: Backend, env: Record<string, string>
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true",
     WEBHOOK_RETRY_SCHEDULE: "100ms,200ms,300ms",
     WEBHOOK_TIMEOUT: "2s",
+    WEBHOOK_SWEEP_INTERVAL: "500ms",
     ...env,
   });
   mkdirSync(TEST_LOG_DIR, { recursive: true });
   const logStream = createWriteStream(path.join(TEST_LOG_DIR, `app-${process.pid}.log`), { flags: "a" });
   const log = createLogger(config.LOG_LEVEL, logStream);
   const handle = await createApp(config, log);
-  const server = buildServer(handle.app, { api: true });
+  const server = buildServer(handle.app, { api: handle.app.config.ROLE !== "worker" });
+  await handle.start();
   const { url, port } = await server.start(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
 

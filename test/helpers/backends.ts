@@ -14,8 +14,9 @@ export interface Backend {
   databaseUrl?: string;
   /** DATA_DIR for the app (embedded). */
   dataDir: string;
-  /** REDIS_URL, for the service-backed mode. */
+  /** REDIS_URL and a private key prefix, for the service-backed mode. */
   redisUrl?: string;
+  redisPrefix: string;
   /** Removes what the backend created. */
   dispose(): Promise<void>;
 }
@@ -23,8 +24,9 @@ export interface Backend {
 /** A fresh, private database for one test file: a temp PGlite dir, or a new PostgreSQL schema. */
 export async function createBackend(mode: Mode): Promise<Backend> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "spawn-test-"));
+  const redisPrefix = `test-${randomBytes(6).toString("hex")}`;
   if (mode === "embedded") {
-    return { mode, dataDir, dispose: () => rm(dataDir, { recursive: true, force: true }) };
+    return { mode, dataDir, redisPrefix, dispose: () => rm(dataDir, { recursive: true, force: true }) };
   }
   const { postgres, redis } = inject("services");
   const schema = `t_${randomBytes(6).toString("hex")}`;
@@ -33,6 +35,7 @@ export async function createBackend(mode: Mode): Promise<Backend> {
   return {
     mode,
     dataDir,
+    redisPrefix,
     databaseUrl: url.toString(),
     ...(redis.available ? { redisUrl: redis.url } : {}),
     async dispose() {

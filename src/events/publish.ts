@@ -1,0 +1,126 @@
+import type { Viewer } from "../auth/viewer.ts";
+import type { Db } from "../db/client.ts";
+import type { DeliveryQueue } from "../delivery/queue.ts";
+import type { EventMessage } from "../delivery/messages.ts";
+import { Prisma, type Event } from "../generated/prisma/client.ts";
+import { badInput, forbidden, notFound } from "../lib/errors.ts";
+import { newId } from "../lib/ids.ts";
+import type { Logger } from "../lib/logger.ts";
+import { topics, type PubSub } from "../pubsub/pubsub.ts";
+import { validateEventData, validateEventType, validateIdempotencyKey } from "./validation.ts";
+
+export interface PublishDeps {
+  db: Db;
+  pubsub: PubSub;
+  queue: DeliveryQueue;
+  log: Logger;
+}
+
+export interface PublishEventInput {
+  type: unknown;
+  data: unknown;
+  idempotencyKey?: string | null | undefined;
+  /** Admin only: the account the event belongs to. */
+  accountId?: string | null | undefined;
+}
+
+/** An idempotency key is remembered this long. */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+export function eventMessage(event: Event): EventMessage {
+  return {
+    id: event.id,
+    accountId: event.accountId,
+    type: event.type,
+    timestamp: event.timestamp,
+    data: event.data,
+    createdAt: event.createdAt.toISOString(),
+  };
+}
+
+async function resolveAccount(db: Db, viewer: Viewer, requested: string | null | undefined): Promise<string> {
+  if (requested) {
+    if (!viewer.admin) throw forbidden("only the admin key may set accountId");
+    const account = await db.account.findUnique({ where: { id: requested }, select: { id: true } });
+    if (!account) throw notFound("account", requested);
+    return account.id;
+  }
+  if (!viewer.accountId) throw badInput("accountId is required with the admin key", "accountId");
+  return viewer.accountId;
+}
+
+/** The live event with this key, if one was published within the window; an older one lets go of it. */
+async function findByIdempotencyKey(db: Db, accountId: string, key: string): Promise<Event | null> {
+  const existing = await db.event.findUnique({ where: { accountId_idempotencyKey: { accountId, idempotencyKey: key } } });
+  if (!existing) return null;
+  if (existing.createdAt.getTime() > Date.now() - IDEMPOTENCY_WINDOW_MS) return existing;
+  await db.event.updateMany({ where: { id: existing.id, idempotencyKey: key }, data: { idempotencyKey: null } });
+  return null;
+}
+
+/**
+ * Validates an event, stores it with one pending delivery per active webhook of the account that
+ * subscribed to its type (one transaction), and only after commit publishes it to subscribers and
+ * enqueues the deliveries. The same idempotency key within 24 hours returns the first event.
+ */
+export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: PublishEventInput): Promise<Event> {
+  const type = validateEventType(input.type);
+  const data = validateEventData(type, input.data);
+  const idempotencyKey = validateIdempotencyKey(input.idempotencyKey);
+  const accountId = await resolveAccount(deps.db, viewer, input.accountId);
+
+  if (idempotencyKey) {
+    const existing = await findByIdempotencyKey(deps.db, accountId, idempotencyKey);
+    if (existing) return existing;
+  }
+
+  const webhooks = await deps.db.webhook.findMany({
+    where: { accountId, status: "active", events: { has: type } },
+    select: { id: true },
+  });
+  const now = new Date();
+  const eventId = newId("evt");
+  const deliveries = webhooks.map((w) => ({
+    id: newId("dlv"),
+    accountId,
+    webhookId: w.id,
+    eventId,
+    eventType: type,
+    nextAttemptAt: now,
+    createdAt: now,
+  }));
+
+  let event: Event;
+  try {
+    [event] = await deps.db.$transaction([
+      deps.db.event.create({
+        data: {
+          id: eventId,
+          accountId,
+          type,
+          timestamp: Math.floor(now.getTime() / 1000),
+          data: data as Prisma.InputJsonObject,
+          idempotencyKey,
+          createdAt: now,
+        },
+      }),
+      deps.db.delivery.createMany({ data: deliveries }),
+    ]);
+  } catch (error) {
+    if (idempotencyKey && error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
+      const existing = await findByIdempotencyKey(deps.db, accountId, idempotencyKey);
+      if (existing) return existing;
+    }
+    throw error;
+  }
+
+  await Promise.all([
+    deps.pubsub.publish(topics.events(accountId), eventMessage(event)).catch((error: unknown) => {
+      deps.log.warn({ err: error, eventId }, "could not publish an event to subscribers");
+    }),
+    deps.queue.enqueue(deliveries.map((d) => ({ deliveryId: d.id, attempt: 0 }))).catch((error: unknown) => {
+      deps.log.warn({ err: error, eventId }, "could not enqueue deliveries; the sweeper will");
+    }),
+  ]);
+  return event;
+}
