@@ -1,5 +1,8 @@
 import { ensureAdminKey } from "./auth/service.ts";
+import { Redis } from "ioredis";
+import { createRateLimiter } from "./auth/rate-limit.ts";
 import { createAuthenticator } from "./auth/viewer.ts";
+import { emitSystemEvent } from "./events/system.ts";
 import type { Config } from "./config.ts";
 import type { App } from "./context.ts";
 import { createPrismaClient } from "./db/client.ts";
@@ -12,7 +15,7 @@ import { resumeWebhookDeliveries } from "./delivery/service.ts";
 import { createDeliveryWorker, type DeliveryWorker } from "./delivery/worker.ts";
 import type { Logger } from "./lib/logger.ts";
 import { createInProcessPubSub, createRedisPubSub } from "./pubsub/pubsub.ts";
-import { allowAllDestinations } from "./webhooks/validation.ts";
+import { createDestinationGuard, createLiteralGuard, guardedLookup, type LookupAll } from "./delivery/ssrf.ts";
 
 export interface AppHandle {
   app: App;
@@ -32,7 +35,12 @@ export interface AppHandle {
  * Opens the database (embedded PGlite when DATABASE_URL is unset), applies pending migrations,
  * and wires the services of the configured role: pub/sub and queue in process or on Redis.
  */
-export async function createApp(config: Config, log: Logger): Promise<AppHandle> {
+export interface AppOptions {
+  /** The resolver behind the SSRF checks (tests stand in a rebinding DNS). Default: the system's. */
+  lookup?: LookupAll;
+}
+
+export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<AppHandle> {
   const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres(config.DATA_DIR);
   const databaseUrl = config.DATABASE_URL ?? embedded!.connectionString;
   const closers: Array<() => Promise<void>> = [async () => embedded?.stop()];
@@ -57,12 +65,28 @@ export async function createApp(config: Config, log: Logger): Promise<AppHandle>
       : createMemoryQueue();
     closers.push(() => queue.close());
 
+    const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 }) : undefined;
+    if (redis) closers.push(async () => void (await redis.quit().catch(() => {})));
+
     const app: App = {
       config,
       log,
       db,
       auth: createAuthenticator({ db, adminApiKey: config.ADMIN_API_KEY }),
-      guard: allowAllDestinations,
+      limiter: createRateLimiter({
+        points: config.API_RATE_LIMIT.points,
+        windowMs: config.API_RATE_LIMIT.windowMs,
+        prefix: config.REDIS_PREFIX,
+        ...(redis ? { redis } : {}),
+        onExceeded: (viewer, limit) => {
+          log.warn({ keyId: viewer.keyId, accountId: viewer.accountId }, "API rate limit exceeded");
+          void emitSystemEvent(app, viewer.accountId!, "rate_limit_exceeded", {
+            ...limit,
+            api_key_id: viewer.keyId,
+          });
+        },
+      }),
+      guard: createDestinationGuard({ allowPrivate: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS, lookup: options.lookup }),
       pubsub,
       queue,
     };
@@ -73,10 +97,21 @@ export async function createApp(config: Config, log: Logger): Promise<AppHandle>
 
     let worker: DeliveryWorker | undefined;
     if (config.ROLE !== "api") {
-      const sender = createSender({ timeoutMs: config.WEBHOOK_TIMEOUT });
+      const sender = createSender({
+        timeoutMs: config.WEBHOOK_TIMEOUT,
+        ...(config.WEBHOOK_ALLOW_PRIVATE_NETWORKS ? {} : { lookup: guardedLookup(options.lookup) }),
+      });
       closers.push(() => sender.close());
       worker = createDeliveryWorker(
-        { config, db, log, queue, pubsub, sender, guard: app.guard },
+        {
+          config,
+          db,
+          log,
+          queue,
+          pubsub,
+          sender,
+          guard: createLiteralGuard({ allowPrivate: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS }),
+        },
         { concurrency: config.WORKER_CONCURRENCY, sweepIntervalMs: config.WEBHOOK_SWEEP_INTERVAL },
       );
     }

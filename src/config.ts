@@ -67,6 +67,10 @@ const schema = z.object({
         return z.NEVER;
       }
       const windowMs = parseDuration(`${match[2] || "1"}${match[3]}`);
+      if (windowMs < 1000 || windowMs % 1000 !== 0) {
+        ctx.addIssue({ code: "custom", message: `"${text}": the window must be whole seconds (e.g. 100/s, 6000/m)` });
+        return z.NEVER;
+      }
       return { points: Number(match[1]), windowMs, text: text.trim() };
     }),
   /** Deliveries one worker process attempts at the same time. */

@@ -1,3 +1,4 @@
+import type { RateLimiter } from "./auth/rate-limit.ts";
 import type { Authenticator, Viewer } from "./auth/viewer.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/client.ts";
@@ -13,6 +14,8 @@ export interface App {
   log: Logger;
   db: Db;
   auth: Authenticator;
+  /** API_RATE_LIMIT per key, GraphQL and REST together. */
+  limiter: RateLimiter;
   guard: DestinationGuard;
   pubsub: PubSub;
   /** Where publishEvent and retries put deliveries (the worker consumes it in its own role). */

@@ -22,8 +22,8 @@ export interface SenderOptions {
   timeoutMs: number;
   /** Connections per origin (undici keeps one keep-alive pool per origin). */
   connectionsPerOrigin?: number;
-  /** The SSRF seam: a dispatcher whose connect step checks every resolved address. */
-  dispatcher?: Dispatcher;
+  /** Resolves host names at connect time; the SSRF guard fails the connection for non-public addresses. */
+  lookup?: (hostname: string, options: { all?: boolean }, callback: (...args: any[]) => void) => void;
 }
 
 async function readLimited(body: Dispatcher.ResponseData["body"]): Promise<string> {
@@ -75,11 +75,9 @@ function describeError(error: unknown, timeoutMs: number): string {
  */
 export function createSender(options: SenderOptions): Sender {
   const { timeoutMs } = options;
-  const dispatcher =
-    options.dispatcher ??
-    new Agent({
+  const dispatcher = new Agent({
       connections: options.connectionsPerOrigin ?? 64,
-      connect: { timeout: timeoutMs },
+      connect: { timeout: timeoutMs, ...(options.lookup ? { lookup: options.lookup as never } : {}) },
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveTimeout: 4_000,

@@ -102,7 +102,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     const status = outcome.kind === "delivered" ? "succeeded" : outcome.kind === "retry" ? "pending" : "failed";
     const nextAttemptAt = outcome.kind === "retry" ? new Date(Date.now() + outcome.delayMs) : null;
 
-    await db.$transaction([
+    const recorded = await db.$transaction([
       db.deliveryAttempt.create({
         data: {
           id: newId("att"),
@@ -128,7 +128,15 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
             }),
           ]
         : []),
-    ]);
+    ]).then(
+      () => true,
+      (error: unknown) => {
+        // The webhook (and so the delivery) was deleted while the attempt was in flight.
+        if ((error as { code?: string }).code === "P2025" || (error as { code?: string }).code === "P2003") return false;
+        throw error;
+      },
+    );
+    if (!recorded) return;
 
     log.debug(
       { deliveryId: delivery.id, webhookId: delivery.webhookId, number, status, error: result.error },

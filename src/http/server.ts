@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { sendNodeResponse } from "@whatwg-node/server";
 import type { App } from "../context.ts";
+import { errorCode, ERROR_STATUS } from "../lib/errors.ts";
+import { readBody } from "./body.ts";
+import { createRestHandler } from "./rest.ts";
 import { attachGraphqlWs } from "./ws.ts";
-import { createYogaApp } from "./yoga.ts";
+import { createYogaApp, type Yoga } from "./yoga.ts";
 
 export interface ServerHandle {
   /** Listens on `port` (0 = any free port); resolves with the bound URL of the GraphQL endpoint. */
@@ -24,9 +28,42 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** One node:http server: GraphQL over HTTP and WebSocket on /graphql, /healthz, /readyz. */
+/**
+ * GraphQL over HTTP. POST bodies are read here first, so the 1 MiB limit holds for declared and
+ * streamed bodies alike; then yoga answers.
+ */
+async function handleGraphql(yoga: Yoga, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.method !== "POST") {
+    await yoga.requestListener(req, res);
+    return;
+  }
+  let body: Buffer;
+  try {
+    body = await readBody(req);
+  } catch (error) {
+    const code = errorCode(error);
+    if (!code) throw error;
+    json(res, ERROR_STATUS[code], { errors: [{ message: (error as Error).message, extensions: { code } }] });
+    return;
+  }
+  const headers = new yoga.fetchAPI.Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item);
+  }
+  const request = new yoga.fetchAPI.Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/graphql"}`, {
+    method: "POST",
+    headers,
+    body: body.toString("utf8"),
+  });
+  const response = await yoga.fetch(request, {});
+  await sendNodeResponse(response, res, req, false);
+}
+
+/** One node:http server: GraphQL over HTTP and WebSocket on /graphql, REST on /api/v1, /healthz, /readyz. */
 export function buildServer(app: App, options: ServerOptions = { api: true }): ServerHandle {
   const yoga = options.api ? createYogaApp(app) : undefined;
+  const rest = options.api ? createRestHandler(app) : undefined;
 
   async function health(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const path = req.url?.split("?")[0];
@@ -52,7 +89,9 @@ export function buildServer(app: App, options: ServerOptions = { api: true }): S
     health(req, res)
       .then((handled) => {
         if (handled) return;
-        if (yoga) return yoga.requestListener(req, res);
+        const url = new URL(req.url ?? "/", "http://localhost");
+        if (rest && (url.pathname === "/api/v1" || url.pathname.startsWith("/api/v1/"))) return rest(req, res, url);
+        if (yoga && url.pathname === yoga.graphqlEndpoint) return handleGraphql(yoga, req, res);
         json(res, 404, { error: "Not found" });
       })
       .catch((error: unknown) => {

@@ -1,9 +1,11 @@
+import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { GraphQLError } from "graphql";
-import { createYoga, maskError as defaultMaskError, type YogaServerInstance } from "graphql-yoga";
+import { createYoga, useErrorHandler, type YogaServerInstance } from "graphql-yoga";
 import { ACT_AS_HEADER, type Viewer } from "../auth/viewer.ts";
 import type { App, Context } from "../context.ts";
 import { newId } from "../lib/ids.ts";
 import { schema } from "../schema/index.ts";
+import { INTERNAL_ERROR_MESSAGE, reportUnexpectedError } from "./report.ts";
 
 /** What an HTTP request or a WebSocket operation brings to the GraphQL context. */
 export interface ServerContext {
@@ -13,6 +15,21 @@ export interface ServerContext {
 
 export type Yoga = YogaServerInstance<ServerContext, Context>;
 
+/** GraphQL document limits (GraphQL Armor), applied over HTTP and WebSocket alike. */
+export const DOCUMENT_LIMITS = {
+  maxDepth: 12,
+  maxAliases: 20,
+  maxTokens: 2_000,
+  maxDirectives: 20,
+  maxCost: 5_000,
+  maxBatch: 10,
+};
+
+/** True for failures the client is meant to see (they carry one of the contract's codes). */
+function isExpected(error: unknown): boolean {
+  return error instanceof GraphQLError && typeof error.extensions?.code === "string";
+}
+
 export function createYogaApp(app: App): Yoga {
   const production = app.config.NODE_ENV === "production";
   return createYoga<ServerContext, Context>({
@@ -21,22 +38,44 @@ export function createYogaApp(app: App): Yoga {
     graphiql: !production,
     landingPage: false,
     logging: false,
-    context: async ({ request, viewer }) => ({
-      app,
-      viewer:
+    batching: { limit: DOCUMENT_LIMITS.maxBatch },
+    context: async ({ request, viewer }) => {
+      const resolved =
         viewer ??
-        (await app.auth.authenticate(request.headers.get("authorization"), request.headers.get(ACT_AS_HEADER))),
-    }),
+        (await app.auth.authenticate(request.headers.get("authorization"), request.headers.get(ACT_AS_HEADER)));
+      await app.limiter.consume(resolved);
+      return { app, viewer: resolved };
+    },
+    plugins: [
+      EnvelopArmorPlugin({
+        maxDepth: { n: DOCUMENT_LIMITS.maxDepth, ignoreIntrospection: true },
+        maxAliases: { n: DOCUMENT_LIMITS.maxAliases },
+        maxTokens: { n: DOCUMENT_LIMITS.maxTokens },
+        maxDirectives: { n: DOCUMENT_LIMITS.maxDirectives },
+        costLimit: { maxCost: DOCUMENT_LIMITS.maxCost, ignoreIntrospection: true },
+        blockFieldSuggestion: { enabled: production },
+      }),
+      useErrorHandler(({ errors, context, phase }) => {
+        if (phase !== "execution") return;
+        const viewer = (context as Partial<Context>).viewer;
+        for (const error of errors) {
+          const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+          if (isExpected(original)) continue;
+          const errorId = newId("err");
+          (original as { errorId?: string }).errorId = errorId;
+          reportUnexpectedError(app, viewer, original, errorId);
+        }
+      }),
+    ],
     maskedErrors: {
-      maskError(error, message) {
+      maskError(error) {
         const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-        if (original instanceof GraphQLError && original.extensions?.code) return original;
-        const errorId = newId("err");
-        app.log.error({ errorId, err: original }, "unexpected error while serving a request");
-        const masked = defaultMaskError(error, message, false);
-        return new GraphQLError(masked.message, {
-          nodes: masked instanceof GraphQLError ? masked.nodes : undefined,
-          path: masked instanceof GraphQLError ? masked.path : undefined,
+        if (isExpected(original)) return original as GraphQLError;
+        if (error instanceof GraphQLError && !error.originalError && !error.path) return error; // parse/validation
+        const errorId = (original as { errorId?: string }).errorId ?? reportUnexpectedError(app, undefined, original);
+        return new GraphQLError(INTERNAL_ERROR_MESSAGE, {
+          nodes: error instanceof GraphQLError ? error.nodes : undefined,
+          path: error instanceof GraphQLError ? error.path : undefined,
           extensions: { code: "INTERNAL_SERVER_ERROR", errorId },
         });
       },

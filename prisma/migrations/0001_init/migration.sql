@@ -58,7 +58,7 @@ CREATE TABLE "Event" (
     "accountId" TEXT NOT NULL,
     "type" "EventType" NOT NULL,
     "timestamp" INTEGER NOT NULL,
-    "data" JSONB NOT NULL,
+    "data" JSON NOT NULL,
     "idempotencyKey" TEXT,
     "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
