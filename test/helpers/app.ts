@@ -54,6 +54,7 @@ export async function startTestApp(backend: Backend, env: Record<string, string>
     WEBHOOK_RETRY_SCHEDULE: "100ms,200ms,300ms",
     WEBHOOK_TIMEOUT: "2s",
     WEBHOOK_SWEEP_INTERVAL: "500ms",
+    API_RATE_LIMIT: "100000/s",
     ...env,
   });
   mkdirSync(TEST_LOG_DIR, { recursive: true });
