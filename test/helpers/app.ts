@@ -3,7 +3,7 @@ import { createWriteStream, mkdirSync } from "node:fs";
 import path from "node:path";
 import { print, type DocumentNode } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
-import { createApp, type AppHandle } from "../../src/app.ts";
+import { createApp, type AppHandle, type AppOptions } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { buildServer } from "../../src/http/server.ts";
 import { createLogger } from "../../src/lib/logger.ts";
@@ -40,7 +40,11 @@ export interface TestApp {
  * Starts the whole service in this process on a free port, against the backend's database, with
  * short retry timings and private networks allowed (receivers listen on loopback).
  */
-export async function startTestApp(backend: Backend, env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  backend: Backend,
+  env: Record<string, string> = {},
+  options: AppOptions = {},
+): Promise<TestApp> {
   const adminKey = `sk_admin_test_${randomBytes(12).toString("hex")}`;
   const config = loadConfig({
     DATA_DIR: backend.dataDir,
@@ -60,7 +64,7 @@ export async function startTestApp(backend: Backend, env: Record<string, string>
   mkdirSync(TEST_LOG_DIR, { recursive: true });
   const logStream = createWriteStream(path.join(TEST_LOG_DIR, `app-${process.pid}.log`), { flags: "a" });
   const log = createLogger(config.LOG_LEVEL, logStream);
-  const handle = await createApp(config, log);
+  const handle = await createApp(config, log, options);
   const server = buildServer(handle.app, { api: handle.app.config.ROLE !== "worker" });
   await handle.start();
   const { url, port } = await server.start(0, "127.0.0.1");
