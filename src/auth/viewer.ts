@@ -15,6 +15,9 @@ export interface Viewer {
 export const ACT_AS_HEADER = "x-account-id";
 
 const LAST_USED_EVERY_MS = 60_000;
+/** A key looked up within this long is not looked up again (a revocation in another process takes up to this long). */
+const KEY_CACHE_MS = 5_000;
+const KEY_CACHE_MAX = 10_000;
 
 export interface Authenticator {
   /**
@@ -22,10 +25,27 @@ export interface Authenticator {
    * a missing, unknown or revoked key.
    */
   authenticate(authorization: string | null | undefined, actAs?: string | null): Promise<Viewer>;
+  /** Drops cached key lookups (after a key is revoked). */
+  forget(): void;
 }
 
 export function createAuthenticator(deps: { db: Db; adminApiKey?: string | undefined }): Authenticator {
   const lastUsedWritten = new Map<string, number>();
+  const cache = new Map<string, { row: { id: string; admin: boolean; accountId: string | null } | null; until: number }>();
+
+  async function lookup(hash: string) {
+    const now = Date.now();
+    const cached = cache.get(hash);
+    if (cached && cached.until > now) return cached.row;
+    const found = await deps.db.apiKey.findUnique({
+      where: { hash },
+      select: { id: true, admin: true, accountId: true, revokedAt: true },
+    });
+    const row = found && !found.revokedAt ? { id: found.id, admin: found.admin, accountId: found.accountId } : null;
+    if (cache.size >= KEY_CACHE_MAX) cache.clear();
+    cache.set(hash, { row, until: now + KEY_CACHE_MS });
+    return row;
+  }
 
   function touch(keyId: string): void {
     const now = Date.now();
@@ -48,13 +68,13 @@ export function createAuthenticator(deps: { db: Db; adminApiKey?: string | undef
       if (deps.adminApiKey && safeEqual(key, deps.adminApiKey)) {
         return actFor({ keyId: "admin:env", admin: true, accountId: null }, actAs);
       }
-      const row = await deps.db.apiKey.findUnique({
-        where: { hash: hashApiKey(key) },
-        select: { id: true, admin: true, accountId: true, revokedAt: true },
-      });
-      if (!row || row.revokedAt) throw unauthenticated("invalid");
+      const row = await lookup(hashApiKey(key));
+      if (!row) throw unauthenticated("invalid");
       touch(row.id);
       return actFor({ keyId: row.id, admin: row.admin, accountId: row.accountId }, actAs);
+    },
+    forget() {
+      cache.clear();
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
+import { createBatcher } from "../lib/batcher.ts";
 import { newId } from "../lib/ids.ts";
 import type { Logger } from "../lib/logger.ts";
 import { topics, type PubSub } from "../pubsub/pubsub.ts";
@@ -26,6 +27,22 @@ export interface WorkerOptions {
   sweepIntervalMs: number;
 }
 
+interface AttemptRecord {
+  attemptId: string;
+  deliveryId: string;
+  webhookId: string;
+  number: number;
+  startedAt: Date;
+  durationMs: number;
+  responseStatus: number | null;
+  responseBody: string | null;
+  error: string | null;
+  succeeded: boolean;
+  status: "pending" | "succeeded" | "failed";
+  nextAttemptAt: Date | null;
+  disableReason: string | null;
+}
+
 interface Claimed {
   id: string;
   accountId: string;
@@ -41,6 +58,19 @@ interface Claimed {
   timestamp: number;
   data: unknown;
 }
+
+function isForeignKeyViolation(error: unknown): boolean {
+  const e = error as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } } };
+  return (
+    e.code === "P2003" ||
+    e.meta?.code === "23503" ||
+    e.meta?.driverAdapterError?.cause?.originalCode === "23503" ||
+    /foreign key/i.test(String((error as Error).message))
+  );
+}
+
+/** PostgreSQL text cannot hold NUL characters; a receiver's answer may. */
+const printable = (text: string | null) => (text === null ? null : text.replaceAll("\u0000", "\uFFFD"));
 
 /** A job may run this early (timers and Redis promotion are not exact). */
 const DUE_TOLERANCE_MS = 250;
@@ -60,12 +90,13 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
   let sweeping: Promise<void> | undefined;
   let stopped = false;
 
-  async function claim(deliveryId: string): Promise<Claimed | undefined> {
+  /** One conditional UPDATE claims a whole batch: pending, due, unleased, webhook active. */
+  async function claimBatch(ids: string[]): Promise<Array<Claimed | undefined>> {
     const rows = await db.$queryRaw<Claimed[]>`
       UPDATE "Delivery" AS d
       SET "leaseUntil" = now() + ${leaseMs}::int * interval '1 millisecond'
       FROM "Webhook" AS w, "Event" AS e
-      WHERE d.id = ${deliveryId}
+      WHERE d.id = ANY(${ids}::text[])
         AND w.id = d."webhookId" AND e.id = d."eventId"
         AND d.status = 'pending' AND w.status = 'active'
         AND d."nextAttemptAt" <= now() + ${DUE_TOLERANCE_MS}::int * interval '1 millisecond'
@@ -73,7 +104,57 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       RETURNING d.id, d."accountId", d."webhookId", d."eventId", d."attemptCount", d."createdAt",
         w.url, w.secret, w."previousSecret", w."previousSecretExpiresAt",
         e.type::text AS type, e."timestamp", e.data`;
-    return rows[0];
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => byId.get(id));
+  }
+  const claim = createBatcher(claimBatch, { maxSize: 500, maxInFlight: 2 });
+
+  /**
+   * Writes a batch of attempts in one statement: the attempt rows, the deliveries' new state
+   * (lease cleared) and, for a final failure, the webhook disabled — atomically. If the batch
+   * fails (say, one delivery was deleted meanwhile), each record is written on its own.
+   */
+  async function recordBatch(records: AttemptRecord[]): Promise<boolean[]> {
+    try {
+      await writeRecords(records);
+      return records.map(() => true);
+    } catch (error) {
+      if (records.length === 1) {
+        if (isForeignKeyViolation(error)) return [false]; // the delivery (its webhook) was deleted meanwhile
+        throw error;
+      }
+      return Promise.all(records.map((r) => recordBatch([r]).then(([ok]) => ok!)));
+    }
+  }
+  const record = createBatcher(recordBatch, { maxSize: 500, maxInFlight: 2 });
+
+  async function writeRecords(records: AttemptRecord[]): Promise<void> {
+    const col = <K extends keyof AttemptRecord>(key: K) => records.map((r) => r[key]);
+    const iso = (dates: Array<Date | null>) => dates.map((d) => d?.toISOString() ?? null);
+    await db.$executeRaw`
+      WITH input AS (
+        SELECT * FROM unnest(
+          ${col("attemptId")}::text[], ${col("deliveryId")}::text[], ${col("webhookId")}::text[],
+          ${col("number")}::int[], ${iso(col("startedAt"))}::timestamptz[], ${col("durationMs")}::int[],
+          ${col("responseStatus")}::int[], ${col("responseBody")}::text[], ${col("error")}::text[],
+          ${col("succeeded")}::boolean[], ${col("status")}::text[], ${iso(col("nextAttemptAt"))}::timestamptz[],
+          ${col("disableReason")}::text[]
+        ) AS t(attempt_id, delivery_id, webhook_id, number, started_at, duration_ms, response_status,
+               response_body, error, succeeded, status, next_attempt_at, disable_reason)
+      ), attempts AS (
+        INSERT INTO "DeliveryAttempt"
+          (id, "deliveryId", number, "startedAt", "durationMs", "responseStatus", "responseBody", error, succeeded)
+        SELECT attempt_id, delivery_id, number, started_at, duration_ms, response_status, response_body, error, succeeded
+        FROM input
+      ), disabled AS (
+        UPDATE "Webhook" AS w SET status = 'disabled', "disabledReason" = input.disable_reason, "updatedAt" = now()
+        FROM input
+        WHERE w.id = input.webhook_id AND input.disable_reason IS NOT NULL AND w.status = 'active'
+      )
+      UPDATE "Delivery" AS d
+      SET status = input.status::"DeliveryStatus", "attemptCount" = input.number, "lastAttemptAt" = input.started_at,
+          "nextAttemptAt" = input.next_attempt_at, "leaseUntil" = NULL, "updatedAt" = now()
+      FROM input WHERE d.id = input.delivery_id`;
   }
 
   async function attempt(delivery: Claimed): Promise<AttemptResult> {
@@ -99,43 +180,25 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     const result = await attempt(delivery);
     const number = delivery.attemptCount + 1;
     const outcome = classify(result, number, schedule);
-    const status = outcome.kind === "delivered" ? "succeeded" : outcome.kind === "retry" ? "pending" : "failed";
+    const status: AttemptRecord["status"] =
+      outcome.kind === "delivered" ? "succeeded" : outcome.kind === "retry" ? "pending" : "failed";
     const nextAttemptAt = outcome.kind === "retry" ? new Date(Date.now() + outcome.delayMs) : null;
 
-    const recorded = await db.$transaction([
-      db.deliveryAttempt.create({
-        data: {
-          id: newId("att"),
-          deliveryId: delivery.id,
-          number,
-          startedAt,
-          durationMs: result.durationMs,
-          responseStatus: result.responseStatus,
-          responseBody: result.responseBody,
-          error: result.error,
-          succeeded: result.succeeded,
-        },
-      }),
-      db.delivery.update({
-        where: { id: delivery.id },
-        data: { status, attemptCount: number, lastAttemptAt: startedAt, nextAttemptAt, leaseUntil: null },
-      }),
-      ...(outcome.kind === "give-up" && outcome.disable
-        ? [
-            db.webhook.updateMany({
-              where: { id: delivery.webhookId, status: "active" },
-              data: { status: "disabled", disabledReason: outcome.reason },
-            }),
-          ]
-        : []),
-    ]).then(
-      () => true,
-      (error: unknown) => {
-        // The webhook (and so the delivery) was deleted while the attempt was in flight.
-        if ((error as { code?: string }).code === "P2025" || (error as { code?: string }).code === "P2003") return false;
-        throw error;
-      },
-    );
+    const recorded = await record({
+      attemptId: newId("att"),
+      deliveryId: delivery.id,
+      webhookId: delivery.webhookId,
+      number,
+      startedAt,
+      durationMs: result.durationMs,
+      responseStatus: result.responseStatus,
+      responseBody: printable(result.responseBody),
+      error: printable(result.error),
+      succeeded: result.succeeded,
+      status,
+      nextAttemptAt,
+      disableReason: outcome.kind === "give-up" && outcome.disable ? outcome.reason : null,
+    });
     if (!recorded) return;
 
     log.debug(

@@ -49,6 +49,36 @@ async function resolveAccount(db: Db, viewer: Viewer, requested: string | null |
   return viewer.accountId;
 }
 
+function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } } };
+  return (
+    e.code === "P2002" ||
+    e.meta?.code === "23505" ||
+    e.meta?.driverAdapterError?.cause?.originalCode === "23505" ||
+    /unique constraint/i.test(String((error as Error).message))
+  );
+}
+
+/**
+ * The event and its deliveries in ONE statement (so one round trip, atomic without an
+ * interactive transaction): a data-modifying CTE inserts the event, the outer INSERT the deliveries.
+ */
+async function insertEventWithDeliveries(db: Db, event: Event, deliveryIds: string[], webhookIds: string[]) {
+  const createdAt = event.createdAt.toISOString();
+  await db.$executeRaw`
+    WITH inserted AS (
+      INSERT INTO "Event" (id, "accountId", type, "timestamp", data, "idempotencyKey", "createdAt")
+      VALUES (${event.id}, ${event.accountId}, ${event.type}::"EventType", ${event.timestamp}::int,
+              ${JSON.stringify(event.data)}::json, ${event.idempotencyKey}, ${createdAt}::timestamptz)
+      RETURNING id
+    )
+    INSERT INTO "Delivery" (id, "accountId", "webhookId", "eventId", "eventType", status, "attemptCount",
+                            "nextAttemptAt", "createdAt", "updatedAt")
+    SELECT d.id, ${event.accountId}, d.webhook_id, inserted.id, ${event.type}::"EventType", 'pending', 0,
+           ${createdAt}::timestamptz, ${createdAt}::timestamptz, ${createdAt}::timestamptz
+    FROM inserted, unnest(${deliveryIds}::text[], ${webhookIds}::text[]) AS d(id, webhook_id)`;
+}
+
 /** The live event with this key, if one was published within the window; an older one lets go of it. */
 async function findByIdempotencyKey(db: Db, accountId: string, key: string): Promise<Event | null> {
   const existing = await db.event.findUnique({ where: { accountId_idempotencyKey: { accountId, idempotencyKey: key } } });
@@ -79,35 +109,21 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
     select: { id: true },
   });
   const now = new Date();
-  const eventId = newId("evt");
-  const deliveries = webhooks.map((w) => ({
-    id: newId("dlv"),
+  const event: Event = {
+    id: newId("evt"),
     accountId,
-    webhookId: w.id,
-    eventId,
-    eventType: type,
-    nextAttemptAt: now,
+    type,
+    timestamp: Math.floor(now.getTime() / 1000),
+    data: data as Prisma.JsonValue,
+    idempotencyKey,
     createdAt: now,
-  }));
+  };
+  const deliveryIds = webhooks.map(() => newId("dlv"));
 
-  let event: Event;
   try {
-    [event] = await deps.db.$transaction([
-      deps.db.event.create({
-        data: {
-          id: eventId,
-          accountId,
-          type,
-          timestamp: Math.floor(now.getTime() / 1000),
-          data: data as Prisma.InputJsonObject,
-          idempotencyKey,
-          createdAt: now,
-        },
-      }),
-      deps.db.delivery.createMany({ data: deliveries }),
-    ]);
+    await insertEventWithDeliveries(deps.db, event, deliveryIds, webhooks.map((w) => w.id));
   } catch (error) {
-    if (idempotencyKey && error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
+    if (idempotencyKey && isUniqueViolation(error)) {
       const existing = await findByIdempotencyKey(deps.db, accountId, idempotencyKey);
       if (existing) return existing;
     }
@@ -116,10 +132,10 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
 
   await Promise.all([
     deps.pubsub.publish(topics.events(accountId), eventMessage(event)).catch((error: unknown) => {
-      deps.log.warn({ err: error, eventId }, "could not publish an event to subscribers");
+      deps.log.warn({ err: error, eventId: event.id }, "could not publish an event to subscribers");
     }),
-    deps.queue.enqueue(deliveries.map((d) => ({ deliveryId: d.id, attempt: 0 }))).catch((error: unknown) => {
-      deps.log.warn({ err: error, eventId }, "could not enqueue deliveries; the sweeper will");
+    deps.queue.enqueue(deliveryIds.map((id) => ({ deliveryId: id, attempt: 0 }))).catch((error: unknown) => {
+      deps.log.warn({ err: error, eventId: event.id }, "could not enqueue deliveries; the sweeper will");
     }),
   ]);
   return event;

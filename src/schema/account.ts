@@ -75,6 +75,10 @@ builder.mutationFields((t) => ({
     description: "Revokes a key of the viewer's account; it is refused from then on.",
     authScopes: { account: true, admin: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_query, _root, args, ctx) => revokeApiKey(ctx.app.db, ctx.viewer, args.id.toString()),
+    resolve: async (_query, _root, args, ctx) => {
+      const key = await revokeApiKey(ctx.app.db, ctx.viewer, args.id.toString());
+      ctx.app.auth.forget();
+      return key;
+    },
   }),
 }));
