@@ -1,0 +1,246 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "../helpers/app.ts";
+import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
+import { connectionOutcome, connectWs } from "../helpers/ws.ts";
+
+/** Many requests with one key in quick succession: the API rate limit is not under test here. */
+const APP_ENV = { API_RATE_LIMIT: "100000/s" };
+
+const VIEWER = `{ viewer { id name } }`;
+const WEBHOOKS = `{ webhooks { edges { node { id url } } } }`;
+const CREATE_WEBHOOK = `mutation ($url: String!) {
+  createWebhook(input: { url: $url, events: [agent_created] }) { webhook { id url } secret }
+}`;
+const CREATE_API_KEY = `mutation ($accountId: ID, $name: String) {
+  createApiKey(accountId: $accountId, name: $name) { apiKey key { id accountId prefix } }
+}`;
+const REVOKE_API_KEY = `mutation ($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }`;
+
+describeEachMode("authentication and authorization", (mode) => {
+  let backend: Backend;
+  let app: TestApp;
+  let a: { accountId: string; apiKey: string };
+  let b: { accountId: string; apiKey: string };
+  let aWebhookId: string;
+
+  beforeAll(async () => {
+    backend = await createBackend(mode);
+    app = await startTestApp(backend, APP_ENV);
+    a = await app.createAccount("Account A");
+    b = await app.createAccount("Account B");
+    const created = await app.gql(a.apiKey, CREATE_WEBHOOK, { url: "https://a.example.com/hook" });
+    aWebhookId = created.data.createWebhook.webhook.id;
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await backend?.dispose();
+  });
+
+  describe("over HTTP", () => {
+    it("refuses a request without a key: 401 Missing API key", async () => {
+      const result = await app.gql(null, VIEWER);
+      expect(result.status).toBe(401);
+      expect(result.data ?? null).toBeNull();
+      expect(result.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+      expect(result.errors?.[0]?.message).toBe("Missing API key");
+    });
+
+    it("refuses an unknown key: 401 Invalid API key", async () => {
+      const result = await app.gql("sk_thisKeyDoesNotExist", VIEWER);
+      expect(result.status).toBe(401);
+      expect(result.data ?? null).toBeNull();
+      expect(result.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+      expect(result.errors?.[0]?.message).toBe("Invalid API key");
+    });
+
+    it("refuses an Authorization header that is not a bearer token", async () => {
+      const result = await app.gql(null, VIEWER, undefined, { authorization: `Basic ${a.apiKey}` });
+      expect(result.status).toBe(401);
+      expect(result.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+      expect(result.errors?.[0]?.message).toBe("Invalid API key");
+    });
+
+    it("refuses over GET as well", async () => {
+      const response = await fetch(`${app.url}?query=${encodeURIComponent(VIEWER)}`);
+      expect(response.status).toBe(401);
+      const body = (await response.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+      expect(body.errors[0]!.extensions.code).toBe("UNAUTHENTICATED");
+      expect(body.errors[0]!.message).toBe("Missing API key");
+    });
+
+    it("refuses a revoked key, and only that key", async () => {
+      const created = await app.gql(a.apiKey, CREATE_API_KEY, { name: "to revoke" });
+      expect(created.errors).toBeUndefined();
+      const { apiKey, key } = created.data.createApiKey;
+      expect(key.accountId).toBe(a.accountId);
+
+      const before = await app.gql(apiKey, VIEWER);
+      expect(before.status).toBe(200);
+      expect(before.data.viewer.id).toBe(a.accountId);
+
+      const revoked = await app.gql(a.apiKey, REVOKE_API_KEY, { id: key.id });
+      expect(revoked.errors).toBeUndefined();
+      expect(revoked.data.revokeApiKey.revokedAt).toEqual(expect.any(String));
+
+      const after = await app.gql(apiKey, VIEWER);
+      expect(after.status).toBe(401);
+      expect(after.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+      expect(after.errors?.[0]?.message).toBe("Invalid API key");
+
+      // The account's other key is untouched.
+      const other = await app.gql(a.apiKey, VIEWER);
+      expect(other.data.viewer.id).toBe(a.accountId);
+    });
+
+    it("an account key sees its own account", async () => {
+      const result = await app.gql(a.apiKey, VIEWER);
+      expect(result.status).toBe(200);
+      expect(result.data.viewer).toEqual({ id: a.accountId, name: "Account A" });
+    });
+
+    it("an account key may not create accounts: FORBIDDEN", async () => {
+      const result = await app.gql(a.apiKey, `mutation { createAccount(name: "sneaky") { account { id } apiKey } }`);
+      expect(result.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+      expect(result.data?.createAccount ?? null).toBeNull();
+      const accounts = await app.handle.app.db.account.count({ where: { name: "sneaky" } });
+      expect(accounts).toBe(0);
+    });
+
+    it("an account key ignores X-Account-Id: it still sees only its own account", async () => {
+      const viewer = await app.gql(b.apiKey, VIEWER, undefined, { "x-account-id": a.accountId });
+      expect(viewer.data.viewer.id).toBe(b.accountId);
+      const list = await app.gql(b.apiKey, WEBHOOKS, undefined, { "x-account-id": a.accountId });
+      expect(list.errors).toBeUndefined();
+      expect(list.data.webhooks.edges.map((e: { node: { id: string } }) => e.node.id)).not.toContain(aWebhookId);
+    });
+
+    it("the admin key acts for an account named by X-Account-Id", async () => {
+      const list = await app.gql(app.adminKey, WEBHOOKS, undefined, { "x-account-id": a.accountId });
+      expect(list.status).toBe(200);
+      expect(list.errors).toBeUndefined();
+      expect(list.data.webhooks.edges).toEqual([
+        { node: { id: aWebhookId, url: "https://a.example.com/hook" } },
+      ]);
+      const viewer = await app.gql(app.adminKey, VIEWER, undefined, { "x-account-id": b.accountId });
+      expect(viewer.data.viewer.id).toBe(b.accountId);
+    });
+
+    it("the admin key without X-Account-Id cannot use account operations: FORBIDDEN", async () => {
+      const list = await app.gql(app.adminKey, WEBHOOKS);
+      expect(list.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+      expect(list.data?.webhooks ?? null).toBeNull();
+
+      const before = await app.handle.app.db.webhook.count();
+      const created = await app.gql(app.adminKey, CREATE_WEBHOOK, { url: "https://admin.example.com/hook" });
+      expect(created.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+      expect(await app.handle.app.db.webhook.count()).toBe(before);
+    });
+
+    it("the admin key naming an account that does not exist gets NOT_FOUND", async () => {
+      const list = await app.gql(app.adminKey, WEBHOOKS, undefined, { "x-account-id": "acc_doesnotexist" });
+      expect(list.errors?.[0]?.extensions?.code).toBe("NOT_FOUND");
+      expect(list.data?.webhooks ?? null).toBeNull();
+    });
+
+    it("an account key creating a key for another account gets NOT_FOUND, and no key is made", async () => {
+      const before = await app.handle.app.db.apiKey.count({ where: { accountId: b.accountId } });
+      const result = await app.gql(a.apiKey, CREATE_API_KEY, { accountId: b.accountId, name: "intruder" });
+      expect(result.errors?.[0]?.extensions?.code).toBe("NOT_FOUND");
+      expect(result.data?.createApiKey ?? null).toBeNull();
+      expect(await app.handle.app.db.apiKey.count({ where: { accountId: b.accountId } })).toBe(before);
+    });
+
+    it("an account key cannot revoke another account's key: NOT_FOUND, and the key keeps working", async () => {
+      const bKey = await app.handle.app.db.apiKey.findFirstOrThrow({ where: { accountId: b.accountId } });
+      const result = await app.gql(a.apiKey, REVOKE_API_KEY, { id: bKey.id });
+      expect(result.errors?.[0]?.extensions?.code).toBe("NOT_FOUND");
+      const still = await app.gql(b.apiKey, VIEWER);
+      expect(still.data.viewer.id).toBe(b.accountId);
+    });
+
+    it("the admin key creates a key for a named account, and that key works", async () => {
+      const result = await app.gql(app.adminKey, CREATE_API_KEY, { accountId: b.accountId, name: "by admin" });
+      expect(result.errors).toBeUndefined();
+      expect(result.data.createApiKey.apiKey).toMatch(/^sk_/);
+      expect(result.data.createApiKey.apiKey).not.toMatch(/^sk_admin_/);
+      const viewer = await app.gql(result.data.createApiKey.apiKey, VIEWER);
+      expect(viewer.data.viewer.id).toBe(b.accountId);
+    });
+
+    it("stores keys only as hashes", async () => {
+      const fresh = await app.createAccount("Hashed");
+      const extra = await app.gql(fresh.apiKey, CREATE_API_KEY, { name: "second" });
+      const plaintexts = [fresh.apiKey, extra.data.createApiKey.apiKey as string, a.apiKey, b.apiKey];
+      const rows = await app.handle.app.db.apiKey.findMany();
+      expect(rows.length).toBeGreaterThanOrEqual(4);
+      const stored = JSON.stringify(rows);
+      for (const key of plaintexts) {
+        // Neither the key nor its random part (after "sk_") appears in any column.
+        expect(stored).not.toContain(key);
+        expect(stored).not.toContain(key.slice("sk_".length));
+      }
+      // And the keys still work, so what is stored is enough to check them.
+      expect((await app.gql(fresh.apiKey, VIEWER)).data.viewer.id).toBe(fresh.accountId);
+    });
+  });
+
+  describe("over WebSocket (graphql-ws)", () => {
+    it("closes a connection with a wrong key with 4403", async () => {
+      const outcome = await connectionOutcome(app.wsUrl, { authorization: "Bearer wrong" });
+      expect(outcome).toMatchObject({ connected: false, code: 4403 });
+    });
+
+    it("closes a connection without a connection_init payload with 4403", async () => {
+      const outcome = await connectionOutcome(app.wsUrl);
+      expect(outcome).toMatchObject({ connected: false, code: 4403 });
+    });
+
+    it("closes a connection with a revoked key with 4403", async () => {
+      const created = await app.gql(a.apiKey, CREATE_API_KEY, { name: "ws revoke" });
+      const { apiKey, key } = created.data.createApiKey;
+      expect(await connectionOutcome(app.wsUrl, { authorization: `Bearer ${apiKey}` })).toEqual({ connected: true });
+      await app.gql(a.apiKey, REVOKE_API_KEY, { id: key.id });
+      const outcome = await connectionOutcome(app.wsUrl, { authorization: `Bearer ${apiKey}` });
+      expect(outcome).toMatchObject({ connected: false, code: 4403 });
+    });
+
+    it("runs a query for a good key", async () => {
+      const ws = connectWs(app.wsUrl, { authorization: `Bearer ${a.apiKey}` });
+      try {
+        const outcome = await ws.run(VIEWER);
+        expect(outcome.closed).toBeUndefined();
+        expect(outcome.errors).toBeUndefined();
+        expect(outcome.results).toEqual([{ data: { viewer: { id: a.accountId, name: "Account A" } } }]);
+      } finally {
+        await ws.dispose();
+      }
+    });
+
+    it("lets the admin key act for an account named in connection_init", async () => {
+      const ws = connectWs(app.wsUrl, { authorization: `Bearer ${app.adminKey}`, "x-account-id": a.accountId });
+      try {
+        const outcome = await ws.run(WEBHOOKS);
+        expect(outcome.results).toEqual([
+          { data: { webhooks: { edges: [{ node: { id: aWebhookId, url: "https://a.example.com/hook" } }] } } },
+        ]);
+      } finally {
+        await ws.dispose();
+      }
+    });
+
+    it("a malformed operation gets an error, and the connection stays open for the next one", async () => {
+      const ws = connectWs(app.wsUrl, { authorization: `Bearer ${a.apiKey}` }, { lazy: false });
+      try {
+        const broken = await ws.run("{ viewer { ");
+        expect(broken.closed).toBeUndefined();
+        expect(broken.errors?.[0]?.message).toMatch(/Syntax Error/);
+        const next = await ws.run(VIEWER);
+        expect(next.results).toEqual([{ data: { viewer: { id: a.accountId, name: "Account A" } } }]);
+        expect(ws.closes).toEqual([]);
+        expect(ws.connects).toBe(1);
+      } finally {
+        await ws.dispose();
+      }
+    });
+  });
+});
