@@ -70,12 +70,12 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) =>
       createApiKey(ctx.app.db, ctx.viewer, { accountId: args.accountId?.toString(), name: args.name }),
   }),
-  revokeApiKey: t.prismaField({
-    type: "ApiKey",
+  revokeApiKey: t.field({
+    type: ApiKeyRef,
     description: "Revokes a key of the viewer's account; it is refused from then on.",
     authScopes: { account: true, admin: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (_query, _root, args, ctx) => {
+    resolve: async (_root, args, ctx) => {
       const key = await revokeApiKey(ctx.app.db, ctx.viewer, args.id.toString());
       ctx.app.auth.forget();
       return key;
