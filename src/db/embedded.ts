@@ -6,7 +6,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
  * Opens (or creates) the PGlite database in `dataDir` and serves it over the PostgreSQL wire
  * protocol on 127.0.0.1, on a free port picked by the OS.
  *
- * The server accepts ONE connection at a time: clients must use a pool of size 1.
+ * PGlite is one session: clients must use a pool of size 1 (the server queues what arrives).
  * `stop()` closes the server, then the database.
  */
 export async function startEmbeddedPostgres(
@@ -14,7 +14,9 @@ export async function startEmbeddedPostgres(
 ): Promise<{ connectionString: string; stop(): Promise<void> }> {
   await mkdir(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir);
-  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0 });
+  // The app uses ONE connection at a time, but a connection closed after an error overlaps for a
+  // moment with its replacement: with maxConnections 1 the server would refuse the replacement.
+  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 8 });
   try {
     await server.start();
   } catch (error) {

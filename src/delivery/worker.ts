@@ -1,5 +1,6 @@
 import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
+import { isPgError } from "../db/errors.ts";
 import { createBatcher } from "../lib/batcher.ts";
 import { newId } from "../lib/ids.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -59,16 +60,6 @@ interface Claimed {
   data: unknown;
 }
 
-function isForeignKeyViolation(error: unknown): boolean {
-  const e = error as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } } };
-  return (
-    e.code === "P2003" ||
-    e.meta?.code === "23503" ||
-    e.meta?.driverAdapterError?.cause?.originalCode === "23503" ||
-    /foreign key/i.test(String((error as Error).message))
-  );
-}
-
 /** PostgreSQL text cannot hold NUL characters; a receiver's answer may. */
 const printable = (text: string | null) => (text === null ? null : text.replaceAll("\u0000", "\uFFFD"));
 
@@ -120,7 +111,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       return records.map(() => true);
     } catch (error) {
       if (records.length === 1) {
-        if (isForeignKeyViolation(error)) return [false]; // the delivery (its webhook) was deleted meanwhile
+        if (isPgError(error, "23503")) return [false]; // the delivery (its webhook) was deleted meanwhile
         throw error;
       }
       return Promise.all(records.map((r) => recordBatch([r]).then(([ok]) => ok!)));

@@ -1,5 +1,6 @@
 import type { Viewer } from "../auth/viewer.ts";
 import type { Db } from "../db/client.ts";
+import { isPgError } from "../db/errors.ts";
 import type { DeliveryQueue } from "../delivery/queue.ts";
 import type { EventMessage } from "../delivery/messages.ts";
 import { Prisma, type Event } from "../generated/prisma/client.ts";
@@ -47,16 +48,6 @@ async function resolveAccount(db: Db, viewer: Viewer, requested: string | null |
   }
   if (!viewer.accountId) throw badInput("accountId is required with the admin key", "accountId");
   return viewer.accountId;
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  const e = error as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } } };
-  return (
-    e.code === "P2002" ||
-    e.meta?.code === "23505" ||
-    e.meta?.driverAdapterError?.cause?.originalCode === "23505" ||
-    /unique constraint/i.test(String((error as Error).message))
-  );
 }
 
 /**
@@ -123,7 +114,7 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
   try {
     await insertEventWithDeliveries(deps.db, event, deliveryIds, webhooks.map((w) => w.id));
   } catch (error) {
-    if (idempotencyKey && isUniqueViolation(error)) {
+    if (idempotencyKey && isPgError(error, "23505")) {
       const existing = await findByIdempotencyKey(deps.db, accountId, idempotencyKey);
       if (existing) return existing;
     }

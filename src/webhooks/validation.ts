@@ -10,8 +10,6 @@ export const MAX_DESCRIPTION_LENGTH = 500;
  */
 export type DestinationGuard = (url: URL) => Promise<string | null>;
 
-export const allowAllDestinations: DestinationGuard = async () => null;
-
 /** Syntax rules of CONTRACT §7: http(s), ≤ 2048 characters, no user info, a host. */
 export function parseWebhookUrl(input: string): URL {
   if (typeof input !== "string" || input.trim() === "") throw badInput("url is required", "url");
