@@ -15,7 +15,7 @@ try {
   throw error;
 }
 
-const log = createLogger(config.LOG_LEVEL);
+const log = createLogger(config.LOG_LEVEL, process.stdout, { secrets: [config.ADMIN_API_KEY] });
 const handle = await createApp(config, log).catch((error: unknown) => {
   log.fatal({ err: error }, "could not start");
   process.exit(1);

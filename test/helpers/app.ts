@@ -63,7 +63,7 @@ export async function startTestApp(
   });
   mkdirSync(TEST_LOG_DIR, { recursive: true });
   const logStream = createWriteStream(path.join(TEST_LOG_DIR, `app-${process.pid}.log`), { flags: "a" });
-  const log = createLogger(config.LOG_LEVEL, logStream);
+  const log = createLogger(config.LOG_LEVEL, logStream, { secrets: [adminKey] });
   const handle = await createApp(config, log, options);
   const server = buildServer(handle.app, { api: handle.app.config.ROLE !== "worker" });
   await handle.start();
