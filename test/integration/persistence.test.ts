@@ -115,96 +115,100 @@ describeEachMode("persistence", (mode) => {
     await expectWebhookKept(app!);
   });
 
-  it("a fresh database gets every shipped migration once, then none", async () => {
-    const shipped = await shippedMigrations();
-    expect(shipped.length).toBeGreaterThan(0);
-    const db = await freshDatabase(mode);
-    try {
-      expect(await applyMigrations({ connectionString: db.connectionString })).toEqual(shipped);
-      expect(await applyMigrations({ connectionString: db.connectionString })).toEqual([]);
-    } finally {
-      await db.drop();
-    }
-  });
-
-  // The default set-up a user starts with (embedded PGlite in DATA_DIR). Starting real processes
-  // is slow, so this runs in the embedded mode only, and its two tests run side by side.
-  describe.skipIf(mode !== "embedded").concurrent("the service process (tsx src/main.ts, as npm start)", () => {
-    let processBackend: Backend;
-    const running: ServiceProcess[] = [];
-    /** The process gets its own DATA_DIR: PGlite lets one process at a time open a database. */
-    let databaseEnv: Record<string, string>;
-
-    beforeAll(async () => {
-      processBackend = await createBackend("embedded");
-      databaseEnv = { DATA_DIR: processBackend.dataDir };
-    });
-    afterAll(async () => {
-      for (const proc of running) await proc.stop("SIGKILL");
-      await processBackend?.dispose();
-    });
-
-    async function start(expect: ExpectStatic): Promise<ServiceProcess> {
-      const port = await freePort();
-      const proc = await startServiceProcess({ ...databaseEnv, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" });
-      running.push(proc);
-      expect(proc.url).toBe(`http://127.0.0.1:${port}/graphql`);
-      return proc;
-    }
-
-    it("prints a generated admin key once, keeps only its hash, and it works after a restart", async ({ expect }) => {
-      const first = await start(expect);
-      const printed = first.stdout().match(ADMIN_KEY) ?? [];
-      expect(printed).toHaveLength(1);
-      const adminKey = printed[0]!;
-      const base = new URL(first.url).origin;
-
-      expect((await fetch(`${base}/healthz`)).status).toBe(200);
-      expect((await fetch(`${base}/readyz`)).status).toBe(200);
-
-      const created = await post(first.url, adminKey, CREATE_ACCOUNT, { name: "From the process" });
-      expect(created.errors).toBeUndefined();
-      const { account: made, apiKey } = created.data.createAccount;
-      expect(made.name).toBe("From the process");
-
-      expect(await first.stop("SIGTERM")).toEqual({ code: 0, signal: null });
-      expect(first.stdout().match(ADMIN_KEY)).toHaveLength(1);
-      expect(first.stderr()).not.toContain(adminKey);
-
-      const second = await start(expect);
+  // What follows does not use the app above and runs side by side: starting databases and
+  // processes is what takes time here.
+  describe.concurrent("on databases of their own", () => {
+    it("a fresh database gets every shipped migration once, then none", async ({ expect }) => {
+      const shipped = await shippedMigrations();
+      expect(shipped.length).toBeGreaterThan(0);
+      const db = await freshDatabase(mode);
       try {
-        expect(second.stdout()).not.toMatch(ADMIN_KEY);
-        const again = await post(second.url, adminKey, CREATE_ACCOUNT, { name: "Second run" });
-        expect(again.errors).toBeUndefined();
-        expect(again.data.createAccount.account.id).not.toBe(made.id);
-        const viewer = await post(second.url, apiKey, `{ viewer { id name } }`);
-        expect(viewer.data.viewer).toEqual({ id: made.id, name: "From the process" });
-        const acting = await post(second.url, adminKey, `{ viewer { id } }`, undefined, { "x-account-id": made.id });
-        expect(acting.data.viewer.id).toBe(made.id);
-        const base2 = new URL(second.url).origin;
-        expect((await fetch(`${base2}/healthz`)).status).toBe(200);
-        expect((await fetch(`${base2}/readyz`)).status).toBe(200);
+        expect(await applyMigrations({ connectionString: db.connectionString })).toEqual(shipped);
+        expect(await applyMigrations({ connectionString: db.connectionString })).toEqual([]);
       } finally {
-        expect(await second.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+        await db.drop();
       }
-      expect(second.stdout()).not.toMatch(ADMIN_KEY);
-      expect(second.stderr()).not.toMatch(ADMIN_KEY);
     });
 
-    it("a bad WEBHOOK_TIMEOUT stops the process with one line naming the variable", async ({ expect }) => {
-      const result = await runServiceToExit({
-        ...databaseEnv,
-        PORT: String(await freePort()),
-        HOST: "127.0.0.1",
-        WEBHOOK_TIMEOUT: "banana",
+    // The default set-up a user starts with (embedded PGlite in DATA_DIR). Starting real processes
+    // is slow, so this runs in the embedded mode only.
+    describe.skipIf(mode !== "embedded")("the service process (tsx src/main.ts, as npm start)", () => {
+      let processBackend: Backend;
+      const running: ServiceProcess[] = [];
+      /** The process gets its own DATA_DIR: PGlite lets one process at a time open a database. */
+      let databaseEnv: Record<string, string>;
+
+      beforeAll(async () => {
+        processBackend = await createBackend("embedded");
+        databaseEnv = { DATA_DIR: processBackend.dataDir };
       });
-      expect(result.signal).toBeNull();
-      expect(result.code).not.toBe(0);
-      expect(result.code).not.toBeNull();
-      const lines = result.stderr.trim().split("\n");
-      expect(lines, result.stderr).toHaveLength(1);
-      expect(lines[0]).toContain("WEBHOOK_TIMEOUT");
-      expect(result.stdout).not.toContain("listening on");
+      afterAll(async () => {
+        for (const proc of running) await proc.stop("SIGKILL");
+        await processBackend?.dispose();
+      });
+
+      async function start(expect: ExpectStatic): Promise<ServiceProcess> {
+        const port = await freePort();
+        const proc = await startServiceProcess({ ...databaseEnv, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" });
+        running.push(proc);
+        expect(proc.url).toBe(`http://127.0.0.1:${port}/graphql`);
+        return proc;
+      }
+
+      it("prints a generated admin key once, keeps only its hash, and it works after a restart", async ({ expect }) => {
+        const first = await start(expect);
+        const printed = first.stdout().match(ADMIN_KEY) ?? [];
+        expect(printed).toHaveLength(1);
+        const adminKey = printed[0]!;
+        const base = new URL(first.url).origin;
+
+        expect((await fetch(`${base}/healthz`)).status).toBe(200);
+        expect((await fetch(`${base}/readyz`)).status).toBe(200);
+
+        const created = await post(first.url, adminKey, CREATE_ACCOUNT, { name: "From the process" });
+        expect(created.errors).toBeUndefined();
+        const { account: made, apiKey } = created.data.createAccount;
+        expect(made.name).toBe("From the process");
+
+        expect(await first.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+        expect(first.stdout().match(ADMIN_KEY)).toHaveLength(1);
+        expect(first.stderr()).not.toContain(adminKey);
+
+        const second = await start(expect);
+        try {
+          expect(second.stdout()).not.toMatch(ADMIN_KEY);
+          const again = await post(second.url, adminKey, CREATE_ACCOUNT, { name: "Second run" });
+          expect(again.errors).toBeUndefined();
+          expect(again.data.createAccount.account.id).not.toBe(made.id);
+          const viewer = await post(second.url, apiKey, `{ viewer { id name } }`);
+          expect(viewer.data.viewer).toEqual({ id: made.id, name: "From the process" });
+          const acting = await post(second.url, adminKey, `{ viewer { id } }`, undefined, { "x-account-id": made.id });
+          expect(acting.data.viewer.id).toBe(made.id);
+          const base2 = new URL(second.url).origin;
+          expect((await fetch(`${base2}/healthz`)).status).toBe(200);
+          expect((await fetch(`${base2}/readyz`)).status).toBe(200);
+        } finally {
+          expect(await second.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+        }
+        expect(second.stdout()).not.toMatch(ADMIN_KEY);
+        expect(second.stderr()).not.toMatch(ADMIN_KEY);
+      });
+
+      it("a bad WEBHOOK_TIMEOUT stops the process with one line naming the variable", async ({ expect }) => {
+        const result = await runServiceToExit({
+          ...databaseEnv,
+          PORT: String(await freePort()),
+          HOST: "127.0.0.1",
+          WEBHOOK_TIMEOUT: "banana",
+        });
+        expect(result.signal).toBeNull();
+        expect(result.code).not.toBe(0);
+        expect(result.code).not.toBeNull();
+        const lines = result.stderr.trim().split("\n");
+        expect(lines, result.stderr).toHaveLength(1);
+        expect(lines[0]).toContain("WEBHOOK_TIMEOUT");
+        expect(result.stdout).not.toContain("listening on");
+      });
     });
   });
 });

@@ -135,6 +135,16 @@ describeEachMode("webhook validation", (mode) => {
       expect(result.data.createWebhook.webhook.description).toBe(description);
     });
 
+    it("a description of exactly 500 characters outside the Basic Multilingual Plane (emoji)", async () => {
+      const description = "🚀".repeat(500);
+      expect([...description]).toHaveLength(500);
+      const result = await app.gql(account.apiKey, CREATE, {
+        input: { url: GOOD_URL, events: ["agent_created"], description },
+      });
+      expect(result.errors).toBeUndefined();
+      expect(result.data?.createWebhook?.webhook.description).toBe(description);
+    });
+
     it("duplicate events are stored once", async () => {
       const result = await app.gql(account.apiKey, CREATE, {
         input: { url: GOOD_URL, events: ["user_logged_in", "agent_created", "user_logged_in", "agent_created"] },
