@@ -1,3 +1,4 @@
+import net from "node:net";
 import { z } from "zod";
 import { parseDuration } from "./lib/duration.ts";
 
@@ -22,7 +23,13 @@ const schema = z.object({
   /** HTTP + WebSocket port. */
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   /** Bind address. */
-  HOST: z.string().min(1).default("0.0.0.0"),
+  HOST: z
+    .string()
+    .refine(
+      (host) => net.isIP(host) !== 0 || /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(host),
+      "must be an IP address or a host name",
+    )
+    .default("0.0.0.0"),
   /** `postgresql://…`; unset = embedded PostgreSQL (PGlite) stored in DATA_DIR. */
   DATABASE_URL: z
     .string()
@@ -87,6 +94,9 @@ const schema = z.object({
 
 export type Config = z.output<typeof schema>;
 
+/** Variables whose value may hold a password or a key: never repeated in an error. */
+const SECRET_VARIABLES = new Set(["DATABASE_URL", "REDIS_URL", "ADMIN_API_KEY"]);
+
 /** Raised for an invalid environment; its message is one line naming the variable. */
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -104,7 +114,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0] ?? "environment");
-    throw new ConfigError(`invalid ${name}=${JSON.stringify(input[name] ?? "")}: ${issue.message}`);
+    const shown = SECRET_VARIABLES.has(name) ? "" : `=${JSON.stringify(input[name] ?? "")}`;
+    throw new ConfigError(`invalid ${name}${shown}: ${issue.message}`);
   }
   return result.data;
 }

@@ -1,6 +1,6 @@
 import type { Server } from "node:http";
 import { useServer } from "graphql-ws/use/ws";
-import type { ExecutionArgs } from "graphql";
+import { GraphQLError, type ExecutionArgs } from "graphql";
 import { WebSocketServer } from "ws";
 import type { Viewer } from "../auth/viewer.ts";
 import type { App } from "../context.ts";
@@ -43,10 +43,17 @@ export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { clo
           params: payload,
           viewer: ctx.extra.viewer,
         });
+        let document: ReturnType<typeof parse>;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          // A syntax error answers this operation only; the connection and its others go on.
+          return [error instanceof GraphQLError ? error : new GraphQLError(String((error as Error).message))];
+        }
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName ?? null,
-          document: parse(payload.query),
+          document,
           variableValues: payload.variables ?? null,
           contextValue: await contextFactory(),
           rootValue: { execute, subscribe },

@@ -25,9 +25,24 @@ export const DOCUMENT_LIMITS = {
   maxBatch: 10,
 };
 
-/** True for failures the client is meant to see (they carry one of the contract's codes). */
-function isExpected(error: unknown): boolean {
-  return error instanceof GraphQLError && typeof error.extensions?.code === "string";
+type ErrorKind = "expected" | "input" | "unexpected";
+
+const isGraphqlError = (error: unknown): error is GraphQLError =>
+  error instanceof GraphQLError || (error as Error | undefined)?.name === "GraphQLError";
+
+/**
+ * - expected: one of our errors, with a contract code;
+ * - input: the request itself is wrong (a variable of the wrong type, a cursor we never gave, a
+ *   negative page size): graphql-js and Pothos raise these as GraphQLErrors without a code;
+ * - unexpected: anything else (a bug, the database): masked, logged, reported to the account.
+ */
+function classify(error: unknown): ErrorKind {
+  const original = isGraphqlError(error) ? (error.originalError ?? error) : error;
+  if (typeof (original as GraphQLError | undefined)?.extensions?.code === "string") return "expected";
+  if (original instanceof Error && original.name === "PothosValidationError") return "input";
+  if (isGraphqlError(original)) return "input";
+  if (isGraphqlError(error) && !error.path) return "input"; // coercing variables, before any resolver
+  return "unexpected";
 }
 
 export function createYogaApp(app: App): Yoga {
@@ -59,8 +74,8 @@ export function createYogaApp(app: App): Yoga {
         if (phase !== "execution") return;
         const viewer = (context as Partial<Context>).viewer;
         for (const error of errors) {
-          const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-          if (isExpected(original)) continue;
+          if (classify(error) !== "unexpected") continue;
+          const original = isGraphqlError(error) ? (error.originalError ?? error) : error;
           const errorId = newId("err");
           (original as { errorId?: string }).errorId = errorId;
           reportUnexpectedError(app, viewer, original, errorId);
@@ -69,9 +84,18 @@ export function createYogaApp(app: App): Yoga {
     ],
     maskedErrors: {
       maskError(error) {
-        const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-        if (isExpected(original)) return original as GraphQLError;
-        if (error instanceof GraphQLError && !error.originalError && !error.path) return error; // parse/validation
+        const kind = classify(error);
+        const original = isGraphqlError(error) ? (error.originalError ?? error) : error;
+        if (kind === "expected") return original as GraphQLError;
+        if (kind === "input") {
+          const source = error as GraphQLError;
+          if (!isGraphqlError(source)) return new GraphQLError(String((original as Error).message));
+          return new GraphQLError(source.message, {
+            nodes: source.nodes,
+            path: source.path,
+            extensions: { ...source.extensions, code: "BAD_USER_INPUT" },
+          });
+        }
         const errorId = (original as { errorId?: string }).errorId ?? reportUnexpectedError(app, undefined, original);
         return new GraphQLError(INTERNAL_ERROR_MESSAGE, {
           nodes: error instanceof GraphQLError ? error.nodes : undefined,

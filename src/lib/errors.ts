@@ -32,11 +32,8 @@ export function unauthenticated(reason: "missing" | "invalid"): GraphQLError {
   });
 }
 
-/** The code of an expected error, or undefined for anything else. */
+/** The code of an expected error (one of ours, whichever copy of graphql made it), or undefined. */
 export function errorCode(error: unknown): ErrorCode | undefined {
-  if (error instanceof GraphQLError) {
-    const code = error.extensions?.code;
-    if (typeof code === "string" && code in ERROR_STATUS) return code as ErrorCode;
-  }
-  return undefined;
+  const code = (error as { extensions?: { code?: unknown } } | null)?.extensions?.code;
+  return typeof code === "string" && code in ERROR_STATUS ? (code as ErrorCode) : undefined;
 }

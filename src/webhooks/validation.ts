@@ -62,7 +62,7 @@ export function validateEvents(input: unknown): EventType[] {
 export function validateDescription(input: unknown): string | null {
   if (input === null || input === undefined) return null;
   if (typeof input !== "string") throw badInput("description must be a string", "description");
-  if (input.length > MAX_DESCRIPTION_LENGTH) {
+  if ([...input].length > MAX_DESCRIPTION_LENGTH) {
     throw badInput(`description must be at most ${MAX_DESCRIPTION_LENGTH} characters`, "description");
   }
   return input;
