@@ -140,10 +140,12 @@ for (const mode of ["postgres", "embedded"] as const) {
       const reader = mode === "postgres" ? api : replacement;
 
       const list = async (status: string) => {
-        const rows: Array<{ attemptCount: number; event: { id: string } }> = [];
+        type Row = { attemptCount: number; event: { id: string } };
+        type Page = { deliveries: { edges: Array<{ node: Row }>; pageInfo: { hasNextPage: boolean; endCursor: string } } };
+        const rows: Row[] = [];
         let after: string | null = null;
         for (;;) {
-          const result: Awaited<ReturnType<typeof gqlAt>> = await gqlAt(
+          const result: Awaited<ReturnType<typeof gqlAt<Page>>> = await gqlAt<Page>(
             reader.url,
             apiKey,
             `query ($status: DeliveryStatus, $after: String) { deliveries(status: $status, first: 100, after: $after) {
@@ -151,8 +153,8 @@ for (const mode of ["postgres", "embedded"] as const) {
             { status, after },
           );
           expect(result.errors).toBeUndefined();
-          const connection = result.data.deliveries;
-          rows.push(...connection.edges.map((e: { node: (typeof rows)[number] }) => e.node));
+          const connection = result.data!.deliveries;
+          rows.push(...connection.edges.map((e) => e.node));
           if (!connection.pageInfo.hasNextPage) return rows;
           after = connection.pageInfo.endCursor;
         }
