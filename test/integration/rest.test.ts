@@ -170,7 +170,7 @@ describeEachMode("REST API", (mode) => {
     const { apiKey } = await app.createAccount("Pages");
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      ids.push((await createWebhook(apiKey, `https://pages.example.com/${i}`, ["agent_updated"])).id);
+      ids.push((await createWebhook(apiKey, `http://127.0.0.1:9/pages/${i}`, ["agent_updated"])).id);
     }
     const seen: string[] = [];
     const pages: Array<{ size: number; has_more: boolean; next_cursor: string | null }> = [];
@@ -299,7 +299,7 @@ describeEachMode("REST API", (mode) => {
 
   it("401 bodies are exactly {\"error\":\"Missing API key\"} and {\"error\":\"Invalid API key\"} on every route", async () => {
     const { apiKey } = await app.createAccount("Auth");
-    const webhook = await createWebhook(apiKey, "https://auth.example.com/hook", ["agent_deleted"]);
+    const webhook = await createWebhook(apiKey, "http://127.0.0.1:9/auth-hook", ["agent_deleted"]);
     const routes: Array<[string, string, string?]> = [
       ["POST", "/api/v1/webhooks", DOC_CREATE_BODY],
       ["GET", "/api/v1/webhooks"],
@@ -333,7 +333,7 @@ describeEachMode("REST API", (mode) => {
   it("tenant isolation: account B gets 404 on every route of A's webhook, and A's webhook is unchanged", async () => {
     const a = await app.createAccount("Tenant A");
     const b = await app.createAccount("Tenant B");
-    const aHook = await createWebhook(a.apiKey, "https://tenant-a.example.com/hook", ["agent_created", "user_logged_in"]);
+    const aHook = await createWebhook(a.apiKey, "http://127.0.0.1:9/tenant-a-private-path", ["agent_created", "user_logged_in"]);
     const original = await call("GET", `/api/v1/webhooks/${aHook.id}`, a.apiKey);
     expect(original.status).toBe(200);
     const row = () => app.handle.app.db.webhook.findUniqueOrThrow({ where: { id: aHook.id } });
@@ -354,7 +354,7 @@ describeEachMode("REST API", (mode) => {
     ];
     for (const attempt of attempts) {
       expectErrorBody(attempt, 404);
-      expect(attempt.text).not.toContain("tenant-a.example.com");
+      expect(attempt.text).not.toContain("tenant-a-private-path");
     }
 
     // B's list never shows A's webhook, even with a cursor taken from A's side.
@@ -389,7 +389,7 @@ describeEachMode("REST API", (mode) => {
 
   it("bad input is 400 {\"error\": …} and stores nothing", async () => {
     const { apiKey, accountId } = await app.createAccount("Bad input");
-    const webhook = await createWebhook(apiKey, "https://bad.example.com/hook", ["agent_created"]);
+    const webhook = await createWebhook(apiKey, "http://127.0.0.1:9/bad-input-hook", ["agent_created"]);
     const before = await call("GET", `/api/v1/webhooks/${webhook.id}`, apiKey);
     const count = () => app.handle.app.db.webhook.count({ where: { accountId } });
     const events = () => app.handle.app.db.event.count({ where: { accountId } });
