@@ -1,0 +1,67 @@
+import type { Ctx } from "../lib/context.ts";
+import { pacedLoop, pool } from "../lib/http.ts";
+import { deliveryFields, publishOnce, warmUp } from "../lib/publish.ts";
+import { summarizeProfiles } from "../lib/profile.ts";
+import { createAccount, createWebhooks, startService } from "../lib/service.ts";
+import { nowMs } from "../lib/stats.ts";
+
+const MB = 1024 * 1024;
+
+/**
+ * Service RSS over a sustained run: `--memory-rate` events/s (default 1,000) to an account with one
+ * webhook for `--memory-minutes` (default 0.5 when the scenario is named), on a fresh embedded
+ * service; RSS sampled every second, then the backlog is given time to drain.
+ */
+export async function memory(ctx: Ctx): Promise<void> {
+  const { opts, receiver } = ctx;
+  const minutes = opts.memoryMinutes > 0 ? opts.memoryMinutes : 0.5;
+  const backend = await ctx.freshBackend("embedded");
+  const extras = ctx.serviceExtras("memory");
+  const service = await startService({ name: "memory", backend, ...extras });
+  try {
+    await warmUp(ctx, service);
+    const tag = "memory";
+    const account = await createAccount(service, tag);
+    const webhookIds = await createWebhooks(service, account, [receiver.url(tag, 0)]);
+    const client = pool(service.origin, 64);
+    const samples: Array<{ t: number; rss: number }> = [];
+    const sample = () => samples.push({ t: nowMs(), rss: service.child.rss() ?? 0 });
+    sample();
+    const timer = setInterval(sample, 1000);
+    const rssStart = samples[0]!.rss;
+    ctx.log(`memory: ${opts.memoryRate} events/s for ${minutes} min (RSS ${Math.round(rssStart / MB)} MB)`);
+    const publish = await pacedLoop({
+      ratePerS: opts.memoryRate,
+      total: Math.round(opts.memoryRate * minutes * 60),
+      maxMs: minutes * 60_000 + 1_000,
+      maxInFlight: 128,
+      fn: () => publishOnce(client, account, tag),
+    });
+    sample();
+    const rssEnd = samples[samples.length - 1]!.rss;
+    const { stats, reason } = await receiver.waitForDeliveries(tag, publish.ok, {
+      stallMs: opts.stallSeconds * 1000,
+      maxMs: Math.max(60_000, minutes * 60_000),
+    });
+    sample();
+    clearInterval(timer);
+    const fields = deliveryFields({ account, webhookIds, publish, stats, reason, expected: publish.ok });
+    ctx.emit({
+      scenario: "memory",
+      ...fields,
+      target_events_per_s: opts.memoryRate,
+      minutes,
+      rss_start_mb: Math.round(rssStart / MB),
+      rss_end_mb: Math.round(rssEnd / MB),
+      rss_after_drain_mb: Math.round(samples[samples.length - 1]!.rss / MB),
+      rss_max_mb: Math.round(Math.max(...samples.map((s) => s.rss)) / MB),
+      rss_samples_mb: samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 20)) === 0).map((s) => Math.round(s.rss / MB)),
+      max_publish_late_ms: publish.maxLateMs,
+    });
+    await client.close();
+    await receiver.forget(tag);
+  } finally {
+    await service.stop();
+    if (extras.nodeFlags) await summarizeProfiles(ctx, "memory");
+  }
+}
