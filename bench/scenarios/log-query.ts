@@ -229,14 +229,14 @@ async function explainCaptured(db: pg.Client, sql: string, values: Record<string
   const { rows } = await db.query(`EXPLAIN (ANALYZE, TIMING OFF) ${sql}`, params);
   const lines = rows.map((r: Record<string, string>) => r["QUERY PLAN"]!);
   const text = lines.join("\n");
-  const top = lines.find((l) => !l.trim().startsWith("Limit")) ?? lines[0]!;
+  const scans = lines.filter((l) => /Scan/.test(l));
   return {
     /** An (ordered) Index Scan or Index Only Scan; a Bitmap Index Scan feeding a Sort does not count. */
     indexScan: /(?<!Bitmap )Index (Only )?Scan/.test(text) && !/Seq Scan/.test(text),
     sort: /\bSort\b/.test(text),
     firstLine: lines[0]!.trim().replace(/"[\w]+"\./g, ""),
     index: /Index (?:Only )?Scan(?: Backward)? (?:using|on) "?(\w+)"?/.exec(text)?.[1] ?? null,
-    /** Rows the scan under any Limit produced (actual). */
-    rowsRead: Number(/actual rows=(\d+)/.exec(top)?.[1] ?? NaN),
+    /** Rows the table/index scans produced (actual, the largest scan node). */
+    rowsRead: Math.max(...scans.map((l) => Number(/actual rows=(\d+)/.exec(l)?.[1] ?? 0)), 0),
   };
 }
