@@ -16,7 +16,9 @@ const CONCURRENCY = 100;
 const WORKER_ENV = {
   WEBHOOK_TIMEOUT: "1s",
   WEBHOOK_SWEEP_INTERVAL: "500ms",
-  WEBHOOK_RETRY_SCHEDULE: "100ms,200ms,300ms",
+  // On a loaded machine a few attempts may time out (and be retried); enough retries that this
+  // never disables the webhook, which would turn a slow machine into lost deliveries.
+  WEBHOOK_RETRY_SCHEDULE: Array(10).fill("200ms").join(","),
   WORKER_CONCURRENCY: String(CONCURRENCY),
 };
 
@@ -100,10 +102,10 @@ for (const mode of ["postgres", "embedded"] as const) {
 
       // Kill the worker once the receiver has seen ~100 requests (in embedded mode: and all are published).
       // Then start a new worker at once (in embedded mode: the whole service again, on the same DATA_DIR).
-      let seenAtKill = -1;
+      let distinctAtKill = -1;
       const killed = receiver.waitFor(KILL_AFTER, 60_000).then(async () => {
         if (mode === "embedded") await allPublished;
-        seenAtKill = new Set(receiver.requests.map((r) => r.headers["webhook-id"])).size;
+        distinctAtKill = new Set(receiver.requests.map((r) => r.headers["webhook-id"])).size;
         return worker.signal("SIGKILL");
       });
       const replaced = killed.then(() => start(mode === "postgres" ? "worker" : "all"));
@@ -133,8 +135,8 @@ for (const mode of ["postgres", "embedded"] as const) {
       const exit = await killed;
       expect(exit.signal).toBe("SIGKILL");
       // The crash happened with work left: not every event had reached the receiver.
-      expect(seenAtKill).toBeGreaterThanOrEqual(KILL_AFTER);
-      expect(seenAtKill).toBeLessThan(EVENTS);
+      expect(distinctAtKill).toBeGreaterThan(0);
+      expect(distinctAtKill).toBeLessThan(EVENTS);
 
       const replacement = await replaced;
       const reader = mode === "postgres" ? api : replacement;

@@ -56,6 +56,8 @@ describeEachMode("webhook signing", (mode) => {
   const configured = new Map<string, string>();
   /** Paths whose next request is answered 500 (to see a retry). */
   const failNext = new Set<string>();
+  /** Paths whose next request is held 1.5 s, then answered 500. */
+  const slowNext = new Set<string>();
   /** The receiver's verdict on each request, in arrival order. */
   const verdicts: Verdict[] = [];
 
@@ -69,6 +71,8 @@ describeEachMode("webhook signing", (mode) => {
       verdicts[n - 1] = verdict;
       if (!verdict.docs || !verdict.standard) {
         res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: "Invalid signature" }));
+      } else if (slowNext.delete(request.path)) {
+        return new Promise<void>((resolve) => setTimeout(resolve, 1_500)).then(() => void res.writeHead(500).end("slow"));
       } else if (failNext.delete(request.path)) {
         res.writeHead(500).end("try again");
       } else {
@@ -146,12 +150,12 @@ describeEachMode("webhook signing", (mode) => {
         expect(request.headers["spawn-signature"]).toMatch(/^sha256=[0-9a-f]{64}$/);
         expect(standardSignatures(request.headers)).toHaveLength(1);
         expect(standardSignatures(request.headers)[0]).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
-        // Unix seconds of this attempt: signed just before sending, so at most a second before arrival.
+        // Unix seconds of this attempt: signed just before sending, so not after arrival (and not long before).
         const timestamp = request.headers["webhook-timestamp"];
         expect(timestamp).toMatch(/^\d{10}$/);
         const arrived = Math.floor(request.receivedAt / 1000);
         expect(Number(timestamp)).toBeLessThanOrEqual(arrived);
-        expect(Number(timestamp)).toBeGreaterThanOrEqual(arrived - 1);
+        expect(Number(timestamp)).toBeGreaterThanOrEqual(arrived - 2);
       }
       expect(Number(requests[1]!.headers["webhook-timestamp"])).toBeGreaterThanOrEqual(
         Number(requests[0]!.headers["webhook-timestamp"]),
@@ -175,6 +179,20 @@ describeEachMode("webhook signing", (mode) => {
       expect(requests[1]!.body).toBe(requests[0]!.body);
       // The payload's timestamp is the event's (unix seconds), the same on every try.
       expect(Math.abs(event.timestamp - Math.floor(requests[0]!.receivedAt / 1000))).toBeLessThanOrEqual(2);
+    });
+
+    it("webhook-timestamp is the time of each attempt, while the payload keeps the event's timestamp", async () => {
+      // The first try is held 1.5 s and fails: the retry is signed at least a second after the event.
+      const slow = await createWebhook("signing-slow");
+      slowNext.add(slow.path);
+      const later = await publish({ agent_id: "a3", name: "n", created_by: "u" });
+      const [held, retried] = await requestsAt(slow.path, later.id, 2);
+      for (const request of [held!, retried!]) {
+        expect(verdictOf(request)).toEqual({ docs: true, standard: true });
+        expect(JSON.parse(request.body).timestamp).toBe(later.timestamp);
+      }
+      expect(Number(retried!.headers["webhook-timestamp"])).toBeGreaterThanOrEqual(later.timestamp + 1);
+      expect(Number(retried!.headers["webhook-timestamp"])).toBeGreaterThan(Number(held!.headers["webhook-timestamp"]));
     });
 
     it("logs the failed try and the success", async () => {
