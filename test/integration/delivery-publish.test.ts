@@ -117,6 +117,30 @@ describeEachMode("publishing events", (mode) => {
       expect(await deliveries(apiKey)).toHaveLength(1);
     });
 
+    it("a key older than 24 hours is forgotten: the same key then makes a new event", async () => {
+      const { apiKey } = await app.createAccount();
+      await webhook(apiKey, ["agent_created"]);
+      const first = await publish(apiKey, { type: "agent_created", data: AGENT, idempotencyKey: "daily" });
+      expect(first.errors).toBeUndefined();
+      // 23 hours later it still answers with the first event.
+      await app.handle.app.db.event.update({
+        where: { id: first.data.publishEvent.id },
+        data: { createdAt: new Date(Date.now() - 23 * 3600_000) },
+      });
+      const within = await publish(apiKey, { type: "agent_created", data: AGENT, idempotencyKey: "daily" });
+      expect(within.data.publishEvent.id).toBe(first.data.publishEvent.id);
+      // 25 hours later it is a new event, delivered on its own.
+      await app.handle.app.db.event.update({
+        where: { id: first.data.publishEvent.id },
+        data: { createdAt: new Date(Date.now() - 25 * 3600_000) },
+      });
+      const after = await publish(apiKey, { type: "agent_created", data: AGENT, idempotencyKey: "daily" });
+      expect(after.errors).toBeUndefined();
+      expect(after.data.publishEvent.id).not.toBe(first.data.publishEvent.id);
+      expect(await eventIds(apiKey)).toEqual([after.data.publishEvent.id, first.data.publishEvent.id]);
+      expect(await deliveries(apiKey, { eventId: after.data.publishEvent.id })).toHaveLength(1);
+    });
+
     it("keys belong to one account: another account's same key makes its own event", async () => {
       const a = await app.createAccount();
       const b = await app.createAccount();

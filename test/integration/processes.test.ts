@@ -88,9 +88,17 @@ suite(`two API processes and a worker process on one PostgreSQL and one Redis${r
     const events = subscriber.subscribe<{ id: string; type: string; data: { name: string } }>(
       `subscription { events { id type data } }`,
     );
+    // Delivery updates come from the worker process, through Redis, to API 1's subscriber.
+    const updates = subscriber.subscribe<{ status: string; attemptCount: number; event: { id: string } }>(
+      `subscription { deliveryUpdated { status attemptCount event { id } } }`,
+    );
     await untilLive(events, async () => {
       const probe = await publish("probe");
       return (item) => item.id === probe.id;
+    });
+    await untilLive(updates, async () => {
+      const probe = await publish("probe");
+      return (item) => item.event.id === probe.id;
     });
 
     const event = await publish("across processes");
@@ -116,6 +124,8 @@ suite(`two API processes and a worker process on one PostgreSQL and one Redis${r
       return node?.status === "succeeded" ? node : undefined;
     });
     expect(log).toEqual({ status: "succeeded", attemptCount: 1 });
+    const update = await updates.waitFor((u) => u.event.id === event.id);
+    expect(update).toEqual({ status: "succeeded", attemptCount: 1, event: { id: event.id } });
     expect(receiver.requests.filter((r) => r.headers["webhook-id"] === event.id)).toHaveLength(1);
   });
 
