@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { sendNodeResponse } from "@whatwg-node/server";
 import type { App } from "../context.ts";
 import { errorCode, ERROR_STATUS } from "../lib/errors.ts";
-import { readBody } from "./body.ts";
+import { mediaType, readBody } from "./body.ts";
 import { createRestHandler } from "./rest.ts";
 import { attachGraphqlWs } from "./ws.ts";
 import { createYogaApp, type Yoga } from "./yoga.ts";
@@ -35,6 +35,14 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 async function handleGraphql(yoga: Yoga, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== "POST") {
     await yoga.requestListener(req, res);
+    return;
+  }
+  if (mediaType(req) !== "application/json") {
+    // form and text bodies are what a cross-site page can send without a preflight: refused
+    req.resume();
+    json(res, 415, {
+      errors: [{ message: "Content-Type must be application/json", extensions: { code: "UNSUPPORTED_MEDIA_TYPE" } }],
+    });
     return;
   }
   let body: Buffer;

@@ -72,7 +72,9 @@ export function createYogaApp(app: App): Yoga {
       }),
       useErrorHandler(({ errors, context, phase }) => {
         if (phase !== "execution") return;
-        const viewer = (context as Partial<Context>).viewer;
+        // in the execution phase envelop hands over the execution args, whose contextValue is ours
+        const ours = (context as { contextValue?: Partial<Context> }).contextValue ?? (context as Partial<Context>);
+        const viewer = ours.viewer;
         for (const error of errors) {
           if (classify(error) !== "unexpected") continue;
           const original = isGraphqlError(error) ? (error.originalError ?? error) : error;
