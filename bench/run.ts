@@ -63,6 +63,15 @@ function list(values: string[] | undefined): string[] {
 }
 
 function parseOptions(): Options {
+  try {
+    return readOptions();
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n(npm run bench -- --help lists the options)\n`);
+    process.exit(2);
+  }
+}
+
+function readOptions(): Options {
   const { values } = parseArgs({
     options: {
       help: { type: "boolean" },
