@@ -24,7 +24,7 @@ export const DeliveryRef = builder.prismaObject("Delivery", {
     id: t.exposeID("id"),
     webhook: t.relation("webhook"),
     event: t.relation("event"),
-    status: t.field({ type: DeliveryStatusEnum, select: { status: true }, resolve: (d) => d.status }),
+    status: t.expose("status", { type: DeliveryStatusEnum }),
     attemptCount: t.exposeInt("attemptCount"),
     lastAttemptAt: t.expose("lastAttemptAt", { type: "DateTime", nullable: true }),
     nextAttemptAt: t.expose("nextAttemptAt", {
@@ -43,17 +43,21 @@ export const DeliveryConnection = builder.connectionObject(
 );
 
 builder.prismaObjectField("Webhook", "deliveries", (t) =>
-  t.relatedConnection(
-    "deliveries",
+  t.prismaConnection(
     {
+      type: "Delivery",
       cursor: "id",
       defaultSize: 20,
       maxSize: 100,
+      description: "This webhook's delivery log, newest first.",
       args: { status: t.arg({ type: DeliveryStatusEnum }) },
-      query: (args) => ({
-        where: args.status ? { status: args.status } : {},
-        orderBy: { id: "desc" },
-      }),
+      // a query of its own (not a nested relation load) so the page is a LIMIT on the index
+      resolve: (query, webhook, args, ctx) =>
+        ctx.app.db.delivery.findMany({
+          ...query,
+          where: { webhookId: webhook.id, accountId: webhook.accountId, ...(args.status ? { status: args.status } : {}) },
+          orderBy: { id: "desc" },
+        }),
     },
     DeliveryConnection,
   ),

@@ -7,9 +7,9 @@ import { EventTypeEnum } from "./enums.ts";
 export const EventRef = builder.prismaObject("Event", {
   fields: (t) => ({
     id: t.exposeID("id"),
-    type: t.field({ type: EventTypeEnum, select: { type: true }, resolve: (e) => e.type }),
+    type: t.expose("type", { type: EventTypeEnum }),
     timestamp: t.exposeInt("timestamp", { description: "Unix seconds, as in the webhook payload." }),
-    data: t.field({ type: "JSON", select: { data: true }, resolve: (e) => e.data }),
+    data: t.expose("data", { type: "JSON" }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
   }),
 });

@@ -15,8 +15,8 @@ export const WebhookRef = builder.prismaObject("Webhook", {
   fields: (t) => ({
     id: t.exposeID("id"),
     url: t.exposeString("url"),
-    events: t.field({ type: [EventTypeEnum], select: { events: true }, resolve: (w) => w.events }),
-    status: t.field({ type: WebhookStatusEnum, select: { status: true }, resolve: (w) => w.status }),
+    events: t.expose("events", { type: [EventTypeEnum] }),
+    status: t.expose("status", { type: WebhookStatusEnum }),
     description: t.exposeString("description", { nullable: true }),
     disabledReason: t.exposeString("disabledReason", { nullable: true }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
