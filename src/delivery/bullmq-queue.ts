@@ -11,27 +11,45 @@ export interface BullmqQueueOptions {
 }
 
 const QUEUE_NAME = "deliveries";
+/** Tries enqueued together with the same delay travel as one BullMQ job of at most this many. */
+const TRIES_PER_JOB = 25;
+
+type JobData = { tries: Array<Pick<DeliveryJob, "deliveryId" | "attempt">> };
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
 
 /**
  * BullMQ on Redis: jobs survive the process, and any number of worker processes share them.
- * The job id is the job key, so enqueuing one try twice adds it once.
+ * The tries of one event (enqueued together) travel as one job, so BullMQ's per-job cost is paid
+ * once per event rather than once per webhook. A job's id is made of its tries' keys, so
+ * enqueuing the same tries twice adds them once; a try that runs twice anyway is harmless,
+ * because a worker must claim the delivery in the database before it sends anything.
  */
 export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
-  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue<Omit<DeliveryJob, "delayMs">>(QUEUE_NAME, { connection, prefix: options.prefix });
-  let worker: Worker<Omit<DeliveryJob, "delayMs">> | undefined;
+  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
+  const queue = new Queue<JobData>(QUEUE_NAME, { connection, prefix: options.prefix });
+  let worker: Worker<JobData> | undefined;
   let workerConnection: Redis | undefined;
 
   return {
     async enqueue(jobs) {
       if (jobs.length === 0) return;
-      await queue.addBulk(
-        jobs.map((job) => ({
+      const byDelay = new Map<number, DeliveryJob[]>();
+      for (const job of jobs) {
+        const delay = Math.max(0, Math.ceil(job.delayMs ?? 0));
+        byDelay.set(delay, [...(byDelay.get(delay) ?? []), job]);
+      }
+      const bulk = [...byDelay].flatMap(([delay, group]) =>
+        chunks(group, TRIES_PER_JOB).map((tries) => ({
           name: "deliver",
-          data: { deliveryId: job.deliveryId, attempt: job.attempt },
+          data: { tries: tries.map((t) => ({ deliveryId: t.deliveryId, attempt: t.attempt })) },
           opts: {
-            jobId: jobKey(job),
-            ...(job.delayMs && job.delayMs > 0 ? { delay: Math.ceil(job.delayMs) } : {}),
+            jobId: tries.length === 1 ? jobKey(tries[0]!) : `${jobKey(tries[0]!)}-x${tries.length}-${jobKey(tries.at(-1)!)}`,
+            ...(delay > 0 ? { delay } : {}),
             removeOnComplete: true,
             removeOnFail: { count: 1000 },
             attempts: 5,
@@ -39,17 +57,24 @@ export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
           },
         })),
       );
+      await queue.addBulk(bulk);
     },
     async consume(handler, concurrency) {
       workerConnection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
-      worker = new Worker(QUEUE_NAME, (job) => handler(job.data), {
-        connection: workerConnection,
-        prefix: options.prefix,
-        concurrency,
-        lockDuration: options.lockDurationMs,
-        stalledInterval: options.lockDurationMs,
-        maxStalledCount: 10,
-      });
+      worker = new Worker<JobData>(
+        QUEUE_NAME,
+        async (job) => {
+          await Promise.all(job.data.tries.map((t) => handler(t)));
+        },
+        {
+          connection: workerConnection,
+          prefix: options.prefix,
+          concurrency,
+          lockDuration: options.lockDurationMs,
+          stalledInterval: options.lockDurationMs,
+          maxStalledCount: 10,
+        },
+      );
       worker.on("error", () => {});
       await worker.waitUntilReady();
     },

@@ -2,6 +2,7 @@ import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
 import { isPgError } from "../db/errors.ts";
 import { createBatcher } from "../lib/batcher.ts";
+import { createLimit } from "../lib/limit.ts";
 import { newId } from "../lib/ids.ts";
 import type { Logger } from "../lib/logger.ts";
 import { topics, type PubSub } from "../pubsub/pubsub.ts";
@@ -252,9 +253,10 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     sweep,
     async start(): Promise<void> {
       stopped = false;
+      const limit = createLimit(options.concurrency);
       await queue.consume(
         (job) =>
-          handle(job).catch((error: unknown) => {
+          limit(() => handle(job)).catch((error: unknown) => {
             log.error({ err: error, deliveryId: job.deliveryId }, "delivery attempt could not be recorded");
             throw error;
           }),

@@ -31,7 +31,7 @@ export function createInProcessPubSub(): PubSub {
  * subscribing connection can do nothing else), so every API process sees every event.
  */
 export function createRedisPubSub(redisUrl: string, prefix: string): PubSub {
-  const publisher = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const publisher = new Redis(redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
   const subscriber = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const engine = new RedisPubSub({ publisher, subscriber });
   return wrap(
