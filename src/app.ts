@@ -99,6 +99,9 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     if (config.ROLE !== "api") {
       const sender = createSender({
         timeoutMs: config.WEBHOOK_TIMEOUT,
+        // as many connections per origin as attempts in flight, so no attempt's deadline runs
+        // while it waits for a connection
+        connectionsPerOrigin: config.WORKER_CONCURRENCY,
         ...(config.WEBHOOK_ALLOW_PRIVATE_NETWORKS ? {} : { lookup: guardedLookup(options.lookup) }),
       });
       closers.push(() => sender.close());

@@ -51,7 +51,8 @@ export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
             jobId: tries.length === 1 ? jobKey(tries[0]!) : `${jobKey(tries[0]!)}-x${tries.length}-${jobKey(tries.at(-1)!)}`,
             ...(delay > 0 ? { delay } : {}),
             removeOnComplete: true,
-            removeOnFail: { count: 1000 },
+            // a job that failed for good must not keep its id: the sweeper re-adds the same id
+            removeOnFail: true,
             attempts: 5,
             backoff: { type: "exponential", delay: 1000 },
           },

@@ -21,7 +21,7 @@ export const DOCUMENT_LIMITS = {
   maxAliases: 20,
   maxTokens: 2_000,
   maxDirectives: 20,
-  maxCost: 5_000,
+  maxCost: 20_000,
   maxBatch: 10,
 };
 
