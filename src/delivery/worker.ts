@@ -96,8 +96,14 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       RETURNING d.id, d."accountId", d."webhookId", d."eventId", d."attemptCount", d."createdAt",
         w.url, w.secret, w."previousSecret", w."previousSecretExpiresAt",
         e.type::text AS type, e."timestamp", e.data`;
+    // the same delivery may be asked for twice in one batch (enqueued by publish and by the
+    // sweeper): only the first asker gets the claim
     const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => byId.get(id));
+    return ids.map((id) => {
+      const row = byId.get(id);
+      byId.delete(id);
+      return row;
+    });
   }
   const claim = createBatcher(claimBatch, { maxSize: 500, maxInFlight: 2 });
 
