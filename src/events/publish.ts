@@ -3,7 +3,7 @@ import type { Db } from "../db/client.ts";
 import { isPgError } from "../db/errors.ts";
 import type { DeliveryQueue } from "../delivery/queue.ts";
 import type { EventMessage } from "../delivery/messages.ts";
-import { Prisma, type Event } from "../generated/prisma/client.ts";
+import type { Event, Prisma } from "../generated/prisma/client.ts";
 import { badInput, forbidden, notFound } from "../lib/errors.ts";
 import { newId } from "../lib/ids.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -51,23 +51,30 @@ async function resolveAccount(db: Db, viewer: Viewer, requested: string | null |
 }
 
 /**
- * The event and its deliveries in ONE statement (so one round trip, atomic without an
- * interactive transaction): a data-modifying CTE inserts the event, the outer INSERT the deliveries.
+ * The event and one pending delivery per active webhook of the account subscribed to its type,
+ * in ONE statement: one round trip, atomic without an interactive transaction. A delivery's id is
+ * `dlv_` + the event's ULID + a 6-digit hex counter, so deliveries sort by time like every id.
  */
-async function insertEventWithDeliveries(db: Db, event: Event, deliveryIds: string[], webhookIds: string[]) {
+async function insertEventWithDeliveries(db: Db, event: Event): Promise<string[]> {
   const createdAt = event.createdAt.toISOString();
-  await db.$executeRaw`
+  const rows = await db.$queryRaw<Array<{ id: string }>>`
     WITH inserted AS (
       INSERT INTO "Event" (id, "accountId", type, "timestamp", data, "idempotencyKey", "createdAt")
       VALUES (${event.id}, ${event.accountId}, ${event.type}::"EventType", ${event.timestamp}::int,
               ${JSON.stringify(event.data)}::json, ${event.idempotencyKey}, ${createdAt}::timestamptz)
       RETURNING id
+    ), deliveries AS (
+      INSERT INTO "Delivery" (id, "accountId", "webhookId", "eventId", "eventType", status, "attemptCount",
+                              "nextAttemptAt", "createdAt", "updatedAt")
+      SELECT 'dlv_' || substr(inserted.id, 5) || lpad(to_hex(row_number() OVER (ORDER BY w.id)), 6, '0'),
+             w."accountId", w.id, inserted.id, ${event.type}::"EventType", 'pending', 0,
+             ${createdAt}::timestamptz, ${createdAt}::timestamptz, ${createdAt}::timestamptz
+      FROM inserted, "Webhook" AS w
+      WHERE w."accountId" = ${event.accountId} AND w.status = 'active' AND ${event.type}::"EventType" = ANY (w.events)
+      RETURNING id
     )
-    INSERT INTO "Delivery" (id, "accountId", "webhookId", "eventId", "eventType", status, "attemptCount",
-                            "nextAttemptAt", "createdAt", "updatedAt")
-    SELECT d.id, ${event.accountId}, d.webhook_id, inserted.id, ${event.type}::"EventType", 'pending', 0,
-           ${createdAt}::timestamptz, ${createdAt}::timestamptz, ${createdAt}::timestamptz
-    FROM inserted, unnest(${deliveryIds}::text[], ${webhookIds}::text[]) AS d(id, webhook_id)`;
+    SELECT id FROM deliveries`;
+  return rows.map((row) => row.id);
 }
 
 /** The live event with this key, if one was published within the window; an older one lets go of it. */
@@ -95,10 +102,6 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
     if (existing) return existing;
   }
 
-  const webhooks = await deps.db.webhook.findMany({
-    where: { accountId, status: "active", events: { has: type } },
-    select: { id: true },
-  });
   const now = new Date();
   const event: Event = {
     id: newId("evt"),
@@ -109,10 +112,10 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
     idempotencyKey,
     createdAt: now,
   };
-  const deliveryIds = webhooks.map(() => newId("dlv"));
 
+  let deliveryIds: string[];
   try {
-    await insertEventWithDeliveries(deps.db, event, deliveryIds, webhooks.map((w) => w.id));
+    deliveryIds = await insertEventWithDeliveries(deps.db, event);
   } catch (error) {
     if (idempotencyKey && isPgError(error, "23505")) {
       const existing = await findByIdempotencyKey(deps.db, accountId, idempotencyKey);

@@ -238,7 +238,7 @@ describeEachMode("REST API", (mode) => {
     expect(log.next_cursor).toBeNull();
     const entry = log.data[0]!;
     expect(entry).toMatchObject({
-      id: expect.stringMatching(/^dlv_[0-9a-z]{26}$/),
+      id: expect.stringMatching(/^dlv_[0-9a-z]{26,}$/),
       event: "message_received",
       event_id: published.json.id,
       status: "succeeded",

@@ -123,16 +123,10 @@ CREATE UNIQUE INDEX "Event_accountId_idempotencyKey_key" ON "Event"("accountId",
 CREATE INDEX "Delivery_webhookId_id_idx" ON "Delivery"("webhookId", "id" DESC);
 
 -- CreateIndex
-CREATE INDEX "Delivery_webhookId_status_id_idx" ON "Delivery"("webhookId", "status", "id" DESC);
-
--- CreateIndex
 CREATE INDEX "Delivery_accountId_id_idx" ON "Delivery"("accountId", "id" DESC);
 
 -- CreateIndex
 CREATE INDEX "Delivery_accountId_status_id_idx" ON "Delivery"("accountId", "status", "id" DESC);
-
--- CreateIndex
-CREATE INDEX "Delivery_accountId_eventType_id_idx" ON "Delivery"("accountId", "eventType", "id" DESC);
 
 -- CreateIndex
 CREATE INDEX "Delivery_eventId_idx" ON "Delivery"("eventId");
