@@ -20,7 +20,7 @@ const CREATE = `mutation ($url: String!) {
 const ROTATE = `mutation ($id: ID!) { rotateWebhookSecret(id: $id) { webhook { id } secret } }`;
 const PUBLISH = `mutation ($data: JSON!) {
   publishEvent(input: { type: agent_created, data: $data }) { id type timestamp data } }`;
-const DELIVERY = `query ($eventId: ID!) { deliveries(eventId: $eventId) { edges { node {
+const DELIVERY = `query ($eventId: ID!, $webhookId: ID!) { deliveries(eventId: $eventId, webhookId: $webhookId) { edges { node {
   status attemptCount attempts { number responseStatus succeeded } } } } }`;
 
 /** Nested objects and arrays, unicode beyond the BMP, escapes, and numbers of every shape. */
@@ -110,8 +110,9 @@ describeEachMode("webhook signing", (mode) => {
     return verdicts[receiver.requests.indexOf(request)]!;
   }
 
-  async function deliveryOf(eventId: string) {
-    const log = await app.gql(apiKey, DELIVERY, { eventId });
+  /** The delivery of one event to one webhook (other webhooks of the account may take the event too). */
+  async function deliveryOf(eventId: string, webhookId: string) {
+    const log = await app.gql(apiKey, DELIVERY, { eventId, webhookId });
     expect(log.errors).toBeUndefined();
     return log.data.deliveries.edges[0]?.node;
   }
@@ -197,7 +198,7 @@ describeEachMode("webhook signing", (mode) => {
 
     it("logs the failed try and the success", async () => {
       const node = await until(async () => {
-        const found = await deliveryOf(event.id);
+        const found = await deliveryOf(event.id, hook.id);
         return found?.status === "succeeded" ? found : undefined;
       });
       expect(node).toMatchObject({
@@ -239,13 +240,13 @@ describeEachMode("webhook signing", (mode) => {
         const [first] = await requestsAt(hook.path, second.id, 1);
         expect(verdictOf(first!)).toEqual({ docs: false, standard: false });
         const node = await until(async () => {
-          const found = await deliveryOf(second.id);
+          const found = await deliveryOf(second.id, hook.id);
           return found && found.attempts.length >= 1 ? found : undefined;
         });
         expect(node.attempts.at(-1)).toMatchObject({ number: 1, responseStatus: 401, succeeded: false });
         // The user fixes their secret: the next try goes through.
         configured.set(hook.path, hook.secret);
-        await until(async () => (await deliveryOf(second.id))?.status === "succeeded");
+        await until(async () => (await deliveryOf(second.id, hook.id))?.status === "succeeded");
       } finally {
         configured.set(hook.path, hook.secret);
       }
