@@ -268,7 +268,7 @@ describeEachMode("hostile input", (mode) => {
     const answer = await post("/api/v1/events", body, { "content-type": "application/json" });
     expect(answer.status, answer.text.slice(0, 300)).toBe(202);
     expect(answer.json.data).toEqual({ agent_id: "agent_exact" });
-    expect(await app.handle.app.db.event.count()).toBe(before.events + 1);
+    expect(await app.handle.app.db.event.count()).toBe(before.events! + 1);
   });
 
   it("a GraphQL document 20 levels deep is refused and runs nothing", async () => {
