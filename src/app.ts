@@ -5,7 +5,7 @@ import { createAuthenticator } from "./auth/viewer.ts";
 import { emitSystemEvent } from "./events/system.ts";
 import type { Config } from "./config.ts";
 import type { App } from "./context.ts";
-import { createPrismaClient } from "./db/client.ts";
+import { createDatabase } from "./db/client.ts";
 import { startEmbeddedPostgres } from "./db/embedded.ts";
 import { applyMigrations } from "./db/migrator.ts";
 import { createBullmqQueue } from "./delivery/bullmq-queue.ts";
@@ -50,8 +50,11 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   try {
     const applied = await applyMigrations({ connectionString: databaseUrl, log: (msg) => log.debug(msg) });
     for (const name of applied) log.info({ migration: name }, "applied migration");
-    const db = createPrismaClient(databaseUrl, { max: embedded ? 1 : 10 });
-    closers.push(() => db.$disconnect());
+    const { prisma: db, sql } = createDatabase(databaseUrl, { max: embedded ? 1 : 10 });
+    closers.push(async () => {
+      await db.$disconnect();
+      await sql.end().catch(() => {});
+    });
     const generatedAdminKey = await ensureAdminKey(db, config.ADMIN_API_KEY);
 
     const pubsub = config.REDIS_URL ? createRedisPubSub(config.REDIS_URL, config.REDIS_PREFIX) : createInProcessPubSub();
@@ -72,6 +75,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       config,
       log,
       db,
+      sql,
       auth: createAuthenticator({ db, adminApiKey: config.ADMIN_API_KEY }),
       limiter: createRateLimiter({
         points: config.API_RATE_LIMIT.points,
@@ -109,6 +113,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         {
           config,
           db,
+          sql,
           log,
           queue,
           pubsub,

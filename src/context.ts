@@ -1,7 +1,7 @@
 import type { RateLimiter } from "./auth/rate-limit.ts";
 import type { Authenticator, Viewer } from "./auth/viewer.ts";
 import type { Config } from "./config.ts";
-import type { Db } from "./db/client.ts";
+import type { Db, Sql } from "./db/client.ts";
 import type { Logger } from "./lib/logger.ts";
 import type { DestinationGuard } from "./webhooks/validation.ts";
 import type { Webhook } from "./generated/prisma/client.ts";
@@ -13,6 +13,8 @@ export interface App {
   config: Config;
   log: Logger;
   db: Db;
+  /** The same pool as `db`, for the hot-path statements. */
+  sql: Sql;
   auth: Authenticator;
   /** API_RATE_LIMIT per key, GraphQL and REST together. */
   limiter: RateLimiter;

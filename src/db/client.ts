@@ -1,8 +1,11 @@
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client.ts";
 
 export { PrismaClient };
 export type Db = PrismaClient;
+/** The pg pool under Prisma, for the few hot statements that skip Prisma's engine. */
+export type Sql = pg.Pool;
 
 /**
  * Splits a `postgresql://…?schema=name` URL into what `pg` understands and the schema name,
@@ -15,20 +18,19 @@ export function parseDatabaseUrl(connectionString: string): { connectionString: 
   return { connectionString: url.toString(), schema };
 }
 
-/** A Prisma driver adapter for a PostgreSQL URL, honouring `?schema=`. */
-export function createAdapter(connectionString: string, options: { max: number }): PrismaPg {
+/**
+ * One pg pool, shared by Prisma (through `@prisma/adapter-pg`) and the hot-path SQL. Sessions run
+ * in UTC (Prisma's DateTime columns are timestamps without time zone, holding UTC) and, with
+ * `?schema=`, in that schema. The pool opens on first use.
+ */
+export function createDatabase(connectionString: string, options: { max: number }): { prisma: PrismaClient; sql: Sql } {
   const parsed = parseDatabaseUrl(connectionString);
-  return new PrismaPg(
-    {
-      connectionString: parsed.connectionString,
-      max: options.max,
-      ...(parsed.schema ? { options: `-c search_path="${parsed.schema}"` } : {}),
-    },
-    parsed.schema ? { schema: parsed.schema } : undefined,
-  );
-}
-
-/** A Prisma client over `@prisma/adapter-pg`; the pool opens on first use. */
-export function createPrismaClient(connectionString: string, options: { max: number }): PrismaClient {
-  return new PrismaClient({ adapter: createAdapter(connectionString, options) });
+  const sql = new pg.Pool({
+    connectionString: parsed.connectionString,
+    max: options.max,
+    options: `-c timezone=UTC${parsed.schema ? ` -c search_path="${parsed.schema}"` : ""}`,
+  });
+  sql.on("error", () => {}); // an idle client's connection dropped: the pool replaces it
+  const prisma = new PrismaClient({ adapter: new PrismaPg(sql, parsed.schema ? { schema: parsed.schema } : undefined) });
+  return { prisma, sql };
 }

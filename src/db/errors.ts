@@ -1,5 +1,5 @@
 /**
- * Whether a Prisma error (typed query or raw SQL through the pg adapter) carries this PostgreSQL
+ * Whether an error (pg's own, or Prisma's for a typed query or raw SQL) carries this PostgreSQL
  * SQLSTATE, e.g. 23505 unique_violation, 23503 foreign_key_violation.
  */
 export function isPgError(error: unknown, sqlState: "23505" | "23503"): boolean {
@@ -9,6 +9,7 @@ export function isPgError(error: unknown, sqlState: "23505" | "23503"): boolean 
   };
   const prismaCode = sqlState === "23505" ? "P2002" : "P2003";
   return (
+    e?.code === sqlState || // pg itself
     e?.code === prismaCode ||
     e?.meta?.code === sqlState ||
     e?.meta?.driverAdapterError?.cause?.originalCode === sqlState

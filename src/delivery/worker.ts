@@ -1,5 +1,5 @@
 import type { Config } from "../config.ts";
-import type { Db } from "../db/client.ts";
+import type { Db, Sql } from "../db/client.ts";
 import { isPgError } from "../db/errors.ts";
 import { createBatcher } from "../lib/batcher.ts";
 import { createLimit } from "../lib/limit.ts";
@@ -16,6 +16,7 @@ import { signatureHeaders, webhookBody } from "./signing.ts";
 export interface WorkerDeps {
   config: Config;
   db: Db;
+  sql: Sql;
   log: Logger;
   queue: DeliveryQueue;
   pubsub: PubSub;
@@ -75,7 +76,7 @@ const SWEEP_BATCH = 5_000;
  * deliveries at start and periodically, so nothing the database holds is lost.
  */
 export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
-  const { config, db, log, queue, pubsub, sender, guard } = deps;
+  const { config, db, sql, log, queue, pubsub, sender, guard } = deps;
   const schedule = config.WEBHOOK_RETRY_SCHEDULE;
   const leaseMs = config.WEBHOOK_TIMEOUT + 5_000;
   let sweepTimer: NodeJS.Timeout | undefined;
@@ -84,18 +85,21 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
 
   /** One conditional UPDATE claims a whole batch: pending, due, unleased, webhook active. */
   async function claimBatch(ids: string[]): Promise<Array<Claimed | undefined>> {
-    const rows = await db.$queryRaw<Claimed[]>`
-      UPDATE "Delivery" AS d
-      SET "leaseUntil" = now() + ${leaseMs}::int * interval '1 millisecond'
-      FROM "Webhook" AS w, "Event" AS e
-      WHERE d.id = ANY(${ids}::text[])
-        AND w.id = d."webhookId" AND e.id = d."eventId"
-        AND d.status = 'pending' AND w.status = 'active'
-        AND d."nextAttemptAt" <= now() + ${DUE_TOLERANCE_MS}::int * interval '1 millisecond'
-        AND (d."leaseUntil" IS NULL OR d."leaseUntil" < now())
-      RETURNING d.id, d."accountId", d."webhookId", d."eventId", d."attemptCount", d."createdAt",
-        w.url, w.secret, w."previousSecret", w."previousSecretExpiresAt",
-        e.type::text AS type, e."timestamp", e.data`;
+    const { rows } = await sql.query<Claimed>(
+      `UPDATE "Delivery" AS d
+       SET "leaseUntil" = now() + $2::int * interval '1 millisecond'
+       FROM "Webhook" AS w, "Event" AS e
+       WHERE d.id = ANY($1::text[])
+         AND w.id = d."webhookId" AND e.id = d."eventId"
+         AND d.status = 'pending' AND w.status = 'active'
+         AND d."nextAttemptAt" <= now() + $3::int * interval '1 millisecond'
+         AND (d."leaseUntil" IS NULL OR d."leaseUntil" < now())
+       RETURNING d.id, d."accountId", d."webhookId", d."eventId", d."attemptCount",
+         d."createdAt" AT TIME ZONE 'UTC' AS "createdAt",
+         w.url, w.secret, w."previousSecret", w."previousSecretExpiresAt" AT TIME ZONE 'UTC' AS "previousSecretExpiresAt",
+         e.type::text AS type, e."timestamp", e.data`,
+      [ids, leaseMs, DUE_TOLERANCE_MS],
+    );
     // the same delivery may be asked for twice in one batch (enqueued by publish and by the
     // sweeper): only the first asker gets the claim
     const byId = new Map(rows.map((row) => [row.id, row]));
@@ -129,14 +133,11 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
   async function writeRecords(records: AttemptRecord[]): Promise<void> {
     const col = <K extends keyof AttemptRecord>(key: K) => records.map((r) => r[key]);
     const iso = (dates: Array<Date | null>) => dates.map((d) => d?.toISOString() ?? null);
-    await db.$executeRaw`
-      WITH input AS (
+    await sql.query(
+      `WITH input AS (
         SELECT * FROM unnest(
-          ${col("attemptId")}::text[], ${col("deliveryId")}::text[], ${col("webhookId")}::text[],
-          ${col("number")}::int[], ${iso(col("startedAt"))}::timestamptz[], ${col("durationMs")}::int[],
-          ${col("responseStatus")}::int[], ${col("responseBody")}::text[], ${col("error")}::text[],
-          ${col("succeeded")}::boolean[], ${col("status")}::text[], ${iso(col("nextAttemptAt"))}::timestamptz[],
-          ${col("disableReason")}::text[]
+          $1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::int[], $7::int[], $8::text[],
+          $9::text[], $10::boolean[], $11::text[], $12::timestamptz[], $13::text[]
         ) AS t(attempt_id, delivery_id, webhook_id, number, started_at, duration_ms, response_status,
                response_body, error, succeeded, status, next_attempt_at, disable_reason)
       ), attempts AS (
@@ -152,7 +153,23 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       UPDATE "Delivery" AS d
       SET status = input.status::"DeliveryStatus", "attemptCount" = input.number, "lastAttemptAt" = input.started_at,
           "nextAttemptAt" = input.next_attempt_at, "leaseUntil" = NULL, "updatedAt" = now()
-      FROM input WHERE d.id = input.delivery_id`;
+      FROM input WHERE d.id = input.delivery_id`,
+      [
+        col("attemptId"),
+        col("deliveryId"),
+        col("webhookId"),
+        col("number"),
+        iso(col("startedAt")),
+        col("durationMs"),
+        col("responseStatus"),
+        col("responseBody"),
+        col("error"),
+        col("succeeded"),
+        col("status"),
+        iso(col("nextAttemptAt")),
+        col("disableReason"),
+      ],
+    );
   }
 
   async function attempt(delivery: Claimed): Promise<AttemptResult> {
@@ -226,6 +243,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
         : undefined,
     ]);
   }
+
 
   /** Re-enqueues pending, due, unleased deliveries of active webhooks; `graceMs` skips fresh ones. */
   async function sweep(graceMs: number): Promise<number> {

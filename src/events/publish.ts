@@ -1,5 +1,5 @@
 import type { Viewer } from "../auth/viewer.ts";
-import type { Db } from "../db/client.ts";
+import type { Db, Sql } from "../db/client.ts";
 import { isPgError } from "../db/errors.ts";
 import type { DeliveryQueue } from "../delivery/queue.ts";
 import type { EventMessage } from "../delivery/messages.ts";
@@ -12,6 +12,7 @@ import { validateEventData, validateEventType, validateIdempotencyKey } from "./
 
 export interface PublishDeps {
   db: Db;
+  sql: Sql;
   pubsub: PubSub;
   queue: DeliveryQueue;
   log: Logger;
@@ -55,25 +56,32 @@ async function resolveAccount(db: Db, viewer: Viewer, requested: string | null |
  * in ONE statement: one round trip, atomic without an interactive transaction. A delivery's id is
  * `dlv_` + the event's ULID + a 6-digit hex counter, so deliveries sort by time like every id.
  */
-async function insertEventWithDeliveries(db: Db, event: Event): Promise<string[]> {
-  const createdAt = event.createdAt.toISOString();
-  const rows = await db.$queryRaw<Array<{ id: string }>>`
-    WITH inserted AS (
+async function insertEventWithDeliveries(sql: Sql, event: Event): Promise<string[]> {
+  const { rows } = await sql.query<{ id: string }>(
+    `WITH inserted AS (
       INSERT INTO "Event" (id, "accountId", type, "timestamp", data, "idempotencyKey", "createdAt")
-      VALUES (${event.id}, ${event.accountId}, ${event.type}::"EventType", ${event.timestamp}::int,
-              ${JSON.stringify(event.data)}::json, ${event.idempotencyKey}, ${createdAt}::timestamptz)
+      VALUES ($1, $2, $3::"EventType", $4::int, $5::json, $6, $7::timestamptz)
       RETURNING id
     ), deliveries AS (
       INSERT INTO "Delivery" (id, "accountId", "webhookId", "eventId", "eventType", status, "attemptCount",
                               "nextAttemptAt", "createdAt", "updatedAt")
       SELECT 'dlv_' || substr(inserted.id, 5) || lpad(to_hex(row_number() OVER (ORDER BY w.id)), 6, '0'),
-             w."accountId", w.id, inserted.id, ${event.type}::"EventType", 'pending', 0,
-             ${createdAt}::timestamptz, ${createdAt}::timestamptz, ${createdAt}::timestamptz
+             w."accountId", w.id, inserted.id, $3::"EventType", 'pending', 0, $7::timestamptz, $7::timestamptz, $7::timestamptz
       FROM inserted, "Webhook" AS w
-      WHERE w."accountId" = ${event.accountId} AND w.status = 'active' AND ${event.type}::"EventType" = ANY (w.events)
+      WHERE w."accountId" = $2 AND w.status = 'active' AND $3::"EventType" = ANY (w.events)
       RETURNING id
     )
-    SELECT id FROM deliveries`;
+    SELECT id FROM deliveries`,
+    [
+      event.id,
+      event.accountId,
+      event.type,
+      event.timestamp,
+      JSON.stringify(event.data),
+      event.idempotencyKey,
+      event.createdAt.toISOString(),
+    ],
+  );
   return rows.map((row) => row.id);
 }
 
@@ -115,7 +123,7 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
 
   let deliveryIds: string[];
   try {
-    deliveryIds = await insertEventWithDeliveries(deps.db, event);
+    deliveryIds = await insertEventWithDeliveries(deps.sql, event);
   } catch (error) {
     if (idempotencyKey && isPgError(error, "23505")) {
       const existing = await findByIdempotencyKey(deps.db, accountId, idempotencyKey);
