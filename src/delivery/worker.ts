@@ -244,7 +244,6 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     ]);
   }
 
-
   /** Re-enqueues pending, due, unleased deliveries of active webhooks; `graceMs` skips fresh ones. */
   async function sweep(graceMs: number): Promise<number> {
     const rows = await db.$queryRaw<Array<{ id: string; attemptCount: number }>>`
