@@ -5,6 +5,7 @@ import type { DeliveryQueue } from "../delivery/queue.ts";
 import type { EventMessage } from "../delivery/messages.ts";
 import type { Event, Prisma } from "../generated/prisma/client.ts";
 import { badInput, forbidden, notFound } from "../lib/errors.ts";
+import { createBatcher } from "../lib/batcher.ts";
 import { newId } from "../lib/ids.ts";
 import type { Logger } from "../lib/logger.ts";
 import { topics, type PubSub } from "../pubsub/pubsub.ts";
@@ -52,37 +53,77 @@ async function resolveAccount(db: Db, viewer: Viewer, requested: string | null |
 }
 
 /**
- * The event and one pending delivery per active webhook of the account subscribed to its type,
- * in ONE statement: one round trip, atomic without an interactive transaction. A delivery's id is
- * `dlv_` + the event's ULID + a 6-digit hex counter, so deliveries sort by time like every id.
+ * Events with their deliveries (one pending delivery per active webhook of the account subscribed
+ * to the type) in ONE statement: one round trip, atomic without an interactive transaction. A
+ * delivery's id is `dlv_` + the event's ULID + a 6-digit hex counter, so deliveries sort by time
+ * like every id. Returns each event's delivery ids, in input order.
  */
-async function insertEventWithDeliveries(sql: Sql, event: Event): Promise<string[]> {
-  const { rows } = await sql.query<{ id: string }>(
-    `WITH inserted AS (
+async function insertEvents(sql: Sql, events: Event[]): Promise<string[][]> {
+  const { rows } = await sql.query<{ id: string; eventId: string }>(
+    `WITH input AS (
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
+        AS t(id, account_id, type, ts, data, idempotency_key, created_at)
+    ), inserted AS (
       INSERT INTO "Event" (id, "accountId", type, "timestamp", data, "idempotencyKey", "createdAt")
-      VALUES ($1, $2, $3::"EventType", $4::int, $5::json, $6, $7::timestamptz)
-      RETURNING id
+      SELECT id, account_id, type::"EventType", ts, data::json, idempotency_key, created_at FROM input
+      RETURNING id, "accountId", type, "createdAt"
     ), deliveries AS (
       INSERT INTO "Delivery" (id, "accountId", "webhookId", "eventId", "eventType", status, "attemptCount",
                               "nextAttemptAt", "createdAt", "updatedAt")
-      SELECT 'dlv_' || substr(inserted.id, 5) || lpad(to_hex(row_number() OVER (ORDER BY w.id)), 6, '0'),
-             w."accountId", w.id, inserted.id, $3::"EventType", 'pending', 0, $7::timestamptz, $7::timestamptz, $7::timestamptz
-      FROM inserted, "Webhook" AS w
-      WHERE w."accountId" = $2 AND w.status = 'active' AND $3::"EventType" = ANY (w.events)
-      RETURNING id
+      SELECT 'dlv_' || substr(e.id, 5) || lpad(to_hex(row_number() OVER (PARTITION BY e.id ORDER BY w.id)), 6, '0'),
+             w."accountId", w.id, e.id, e.type, 'pending', 0, e."createdAt", e."createdAt", e."createdAt"
+      FROM inserted AS e
+      JOIN "Webhook" AS w ON w."accountId" = e."accountId" AND w.status = 'active' AND e.type = ANY (w.events)
+      RETURNING id, "eventId"
     )
-    SELECT id FROM deliveries`,
+    SELECT id, "eventId" FROM deliveries`,
     [
-      event.id,
-      event.accountId,
-      event.type,
-      event.timestamp,
-      JSON.stringify(event.data),
-      event.idempotencyKey,
-      event.createdAt.toISOString(),
+      events.map((e) => e.id),
+      events.map((e) => e.accountId),
+      events.map((e) => e.type),
+      events.map((e) => e.timestamp),
+      events.map((e) => JSON.stringify(e.data)),
+      events.map((e) => e.idempotencyKey),
+      events.map((e) => e.createdAt.toISOString()),
     ],
   );
-  return rows.map((row) => row.id);
+  const byEvent = new Map<string, string[]>(events.map((e) => [e.id, []]));
+  for (const row of rows) byEvent.get(row.eventId)!.push(row.id);
+  return events.map((e) => byEvent.get(e.id)!);
+}
+
+/**
+ * Concurrent publishes share a statement (group commit): while one insert is in flight the next
+ * ones gather. If a batch fails (an idempotency key taken meanwhile), each event is inserted on its
+ * own, so one event's conflict never fails another's publish.
+ */
+type EventWriter = (event: Event) => Promise<string[] | Error>;
+
+function createEventWriter(sql: Sql): EventWriter {
+  return createBatcher<Event, string[] | Error>(
+    async (events) => {
+      try {
+        return await insertEvents(sql, events);
+      } catch (error) {
+        if (events.length === 1) return [error as Error];
+        return Promise.all(events.map((e) => insertEvents(sql, [e]).then(([ids]) => ids!, (err: Error) => err)));
+      }
+    },
+    { maxSize: 200, maxInFlight: 2 },
+  );
+}
+
+const writers = new WeakMap<Sql, EventWriter>();
+
+async function insertEventWithDeliveries(sql: Sql, event: Event): Promise<string[]> {
+  let write = writers.get(sql);
+  if (!write) {
+    write = createEventWriter(sql);
+    writers.set(sql, write);
+  }
+  const result = await write(event);
+  if (result instanceof Error) throw result;
+  return result;
 }
 
 /** The live event with this key, if one was published within the window; an older one lets go of it. */
