@@ -82,3 +82,19 @@ export async function startReceiver(responder?: Responder): Promise<Receiver> {
     },
   };
 }
+
+export interface RoutedReceiver extends Receiver {
+  /** Responders by request path; a path with none answers 200 "ok". */
+  routes: Map<string, Responder>;
+}
+
+/** One receiver for many webhooks: each gets its own path, and its own way of answering. */
+export async function startRoutedReceiver(): Promise<RoutedReceiver> {
+  const routes = new Map<string, Responder>();
+  const receiver = await startReceiver((request, n, res) => {
+    const route = routes.get(request.path);
+    if (route) return route(request, n, res);
+    res.writeHead(200).end("ok");
+  });
+  return Object.assign(receiver, { routes });
+}

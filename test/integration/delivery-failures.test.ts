@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
-import { startReceiver, type Receiver, type Responder } from "../helpers/receiver.ts";
+import { type Responder, startRoutedReceiver, type RoutedReceiver } from "../helpers/receiver.ts";
 import { requestsFor, until, waitForRequests } from "../helpers/verify.ts";
 
 const CREATE = `mutation ($url: String!) {
@@ -34,17 +34,14 @@ const TIMEOUT_MS = 500;
 describeEachMode("failed attempts", (mode) => {
   let backend: Backend;
   let app: TestApp;
-  let receiver: Receiver;
-  const routes = new Map<string, Responder>();
+  let receiver: RoutedReceiver;
+  let routes: Map<string, Responder>;
 
   beforeAll(async () => {
     backend = await createBackend(mode);
     app = await startTestApp(backend, { WEBHOOK_TIMEOUT: `${TIMEOUT_MS}ms` });
-    receiver = await startReceiver((request, n, res) => {
-      const route = routes.get(request.path);
-      if (route) return route(request, n, res);
-      res.writeHead(200).end("ok");
-    });
+    receiver = await startRoutedReceiver();
+    routes = receiver.routes;
   });
   afterAll(async () => {
     await app?.stop();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
-import { startReceiver, type Receiver, type Responder } from "../helpers/receiver.ts";
+import { type Responder, startRoutedReceiver, type RoutedReceiver } from "../helpers/receiver.ts";
 import { requestsFor, until, waitForRequests } from "../helpers/verify.ts";
 
 const CREATE = `mutation ($input: CreateWebhookInput!) { createWebhook(input: $input) { webhook { id } } }`;
@@ -30,18 +30,15 @@ interface DeliveryRow {
 describeEachMode("publishing events", (mode) => {
   let backend: Backend;
   let app: TestApp;
-  let receiver: Receiver;
-  const routes = new Map<string, Responder>();
+  let receiver: RoutedReceiver;
+  let routes: Map<string, Responder>;
   let paths = 0;
 
   beforeAll(async () => {
     backend = await createBackend(mode);
     app = await startTestApp(backend, { API_RATE_LIMIT: "10000/s" });
-    receiver = await startReceiver((request, n, res) => {
-      const route = routes.get(request.path);
-      if (route) return route(request, n, res);
-      res.writeHead(200).end("ok");
-    });
+    receiver = await startRoutedReceiver();
+    routes = receiver.routes;
   });
   afterAll(async () => {
     await app?.stop();

@@ -2,7 +2,7 @@ import type { ServerResponse } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
-import { startReceiver, type Receiver, type Responder } from "../helpers/receiver.ts";
+import { type Responder, startRoutedReceiver, type RoutedReceiver } from "../helpers/receiver.ts";
 import { requestsFor, until, waitForRequests } from "../helpers/verify.ts";
 
 const CREATE = `mutation ($url: String!) {
@@ -44,20 +44,17 @@ const answer = (status: number, body: string) => (_req: unknown, _n: number, res
 describeEachMode("delivery retries", (mode) => {
   let backend: Backend;
   let app: TestApp;
-  let receiver: Receiver;
+  let receiver: RoutedReceiver;
   /** Each webhook gets its own path on the one receiver, and its own way of answering. */
-  const routes = new Map<string, Responder>();
+  let routes: Map<string, Responder>;
   let routeCount = 0;
 
   beforeAll(async () => {
     backend = await createBackend(mode);
     // Attempts held by the receiver below stay well inside the timeout.
     app = await startTestApp(backend, { WEBHOOK_TIMEOUT: "5s" });
-    receiver = await startReceiver((request, n, res) => {
-      const route = routes.get(request.path);
-      if (route) return route(request, n, res);
-      res.writeHead(200).end("ok");
-    });
+    receiver = await startRoutedReceiver();
+    routes = receiver.routes;
   });
   afterAll(async () => {
     await app?.stop();
