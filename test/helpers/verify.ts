@@ -115,6 +115,24 @@ export async function until<T>(
   }
 }
 
+/** Polls `read` until `done` holds for its value; fails with the last value after `timeoutMs`. */
+export async function untilValue<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 15_000,
+  everyMs = 50,
+): Promise<T> {
+  let last: T | undefined;
+  const found = await until(
+    async () => {
+      last = await read();
+      return done(last) ? { value: last } : undefined;
+    },
+    { timeoutMs, intervalMs: everyMs, what: "the condition", describe: () => last },
+  );
+  return found.value;
+}
+
 /** The requests a receiver got for one event (`webhook-id` = the event id). */
 export function requestsFor(requests: readonly ReceivedRequest[], eventId: string): ReceivedRequest[] {
   return requests.filter((request) => request.headers["webhook-id"] === eventId);

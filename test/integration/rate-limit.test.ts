@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
 import { startReceiver, type ReceivedRequest, type Receiver } from "../helpers/receiver.ts";
+import { untilValue as until } from "../helpers/verify.ts";
 
 /**
  * API_RATE_LIMIT (CONTRACT §1, §4, §5): per API key, GraphQL and REST together. Past the limit,
@@ -25,16 +26,6 @@ interface Sent {
   status: number;
   headers: Headers;
   json: any;
-}
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
 }
 
 /** Resolves once `items` holds something matching, polling; rejects after `timeoutMs`. */

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
 import { startReceiver, type Receiver } from "../helpers/receiver.ts";
+import { untilValue as until } from "../helpers/verify.ts";
 
 /**
  * The REST API of CONTRACT §4, driven with the exact request bodies of the Spawn documentation.
@@ -37,17 +38,6 @@ interface Answer {
   headers: Headers;
   text: string;
   json: any;
-}
-
-/** Polls `read` until `done` holds for its value; fails with the last value after `timeoutMs`. */
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describeEachMode("REST API", (mode) => {

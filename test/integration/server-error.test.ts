@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { startTestApp, TEST_LOG_DIR, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
 import { startReceiver, type Receiver } from "../helpers/receiver.ts";
+import { untilValue as until } from "../helpers/verify.ts";
 
 /**
  * A genuine internal failure (a table or column the code needs is renamed under it): the client
@@ -36,16 +37,6 @@ const INTERNALS = [
   /postgres/i,
   /P20\d\d/,
 ];
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last value ${JSON.stringify(value)?.slice(0, 1500)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describeEachMode("server errors", (mode) => {
   let backend: Backend;

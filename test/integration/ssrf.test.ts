@@ -3,6 +3,7 @@ import type { LookupAll } from "../../src/delivery/ssrf.ts";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
 import { startReceiver, type Receiver } from "../helpers/receiver.ts";
+import { untilValue as until } from "../helpers/verify.ts";
 
 /**
  * CONTRACT §7: webhook URLs that are not http(s), too long, carry user info, or name / resolve to a
@@ -62,16 +63,6 @@ interface LoggedDelivery {
   status: string;
   attemptCount: number;
   attempts: Attempt[];
-}
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describeEachMode("SSRF guard", (mode) => {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { startTestApp, TEST_LOG_DIR, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
 import { startReceiver, type Receiver, type Responder } from "../helpers/receiver.ts";
+import { untilValue as until } from "../helpers/verify.ts";
 
 /**
  * CONTRACT §2 and §3: API keys and webhook secrets are shown once and never written anywhere
@@ -20,16 +21,6 @@ const RATE = 20;
 interface Secret {
   what: string;
   value: string;
-}
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last value ${JSON.stringify(value)?.slice(0, 1500)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** Answers with a JSON echo of the request headers it got (signatures included). */
