@@ -58,7 +58,7 @@ async function resolveAccount(db: Db, viewer: Viewer, requested: string | null |
  * delivery's id is `dlv_` + the event's ULID + a 6-digit hex counter, so deliveries sort by time
  * like every id. Returns each event's delivery ids, in input order.
  */
-async function insertEvents(sql: Sql, events: Event[]): Promise<string[][]> {
+async function insertEvents(sql: Sql, events: NewEvent[]): Promise<string[][]> {
   const { rows } = await sql.query<{ id: string; eventId: string }>(
     `WITH input AS (
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
@@ -82,7 +82,7 @@ async function insertEvents(sql: Sql, events: Event[]): Promise<string[][]> {
       events.map((e) => e.accountId),
       events.map((e) => e.type),
       events.map((e) => e.timestamp),
-      events.map((e) => JSON.stringify(e.data)),
+      events.map((e) => e.json),
       events.map((e) => e.idempotencyKey),
       events.map((e) => e.createdAt.toISOString()),
     ],
@@ -97,10 +97,13 @@ async function insertEvents(sql: Sql, events: Event[]): Promise<string[][]> {
  * ones gather. If a batch fails (an idempotency key taken meanwhile), each event is inserted on its
  * own, so one event's conflict never fails another's publish.
  */
-type EventWriter = (event: Event) => Promise<string[] | Error>;
+/** An event about to be stored, with its data's JSON text. */
+type NewEvent = Event & { json: string };
+
+type EventWriter = (event: NewEvent) => Promise<string[] | Error>;
 
 function createEventWriter(sql: Sql): EventWriter {
-  return createBatcher<Event, string[] | Error>(
+  return createBatcher<NewEvent, string[] | Error>(
     async (events) => {
       try {
         return await insertEvents(sql, events);
@@ -115,7 +118,7 @@ function createEventWriter(sql: Sql): EventWriter {
 
 const writers = new WeakMap<Sql, EventWriter>();
 
-async function insertEventWithDeliveries(sql: Sql, event: Event): Promise<string[]> {
+async function insertEventWithDeliveries(sql: Sql, event: NewEvent): Promise<string[]> {
   let write = writers.get(sql);
   if (!write) {
     write = createEventWriter(sql);
@@ -142,7 +145,7 @@ async function findByIdempotencyKey(db: Db, accountId: string, key: string): Pro
  */
 export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: PublishEventInput): Promise<Event> {
   const type = validateEventType(input.type);
-  const data = validateEventData(type, input.data);
+  const { data, json } = validateEventData(type, input.data);
   const idempotencyKey = validateIdempotencyKey(input.idempotencyKey);
   const accountId = await resolveAccount(deps.db, viewer, input.accountId);
 
@@ -164,7 +167,7 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
 
   let deliveryIds: string[];
   try {
-    deliveryIds = await insertEventWithDeliveries(deps.sql, event);
+    deliveryIds = await insertEventWithDeliveries(deps.sql, { ...event, json });
   } catch (error) {
     if (idempotencyKey && isPgError(error, "23505")) {
       const existing = await findByIdempotencyKey(deps.db, accountId, idempotencyKey);

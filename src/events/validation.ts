@@ -12,12 +12,16 @@ export function validateEventType(input: unknown): EventType {
   return input;
 }
 
-/** Checks `data` against the catalog: an object, within the size limit, with the required fields. */
-export function validateEventData(type: EventType, data: unknown): Record<string, unknown> {
+/**
+ * Checks `data` against the catalog: an object, within the size limit, with the required fields.
+ * Returns it with its JSON text (measured here, stored as is).
+ */
+export function validateEventData(type: EventType, data: unknown): { data: Record<string, unknown>; json: string } {
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     throw badInput("data must be a JSON object", "data");
   }
-  const size = Buffer.byteLength(JSON.stringify(data), "utf8");
+  const json = JSON.stringify(data);
+  const size = Buffer.byteLength(json, "utf8");
   if (size > MAX_EVENT_DATA_BYTES) {
     throw badInput(`data is ${size} bytes; at most ${MAX_EVENT_DATA_BYTES} are allowed`, "data");
   }
@@ -26,7 +30,7 @@ export function validateEventData(type: EventType, data: unknown): Record<string
   if (missing.length > 0) {
     throw badInput(`data of ${type} must contain ${missing.join(", ")}`, "data");
   }
-  return record;
+  return { data: record, json };
 }
 
 export function validateIdempotencyKey(input: unknown): string | null {
