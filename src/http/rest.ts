@@ -11,7 +11,6 @@ import {
   getWebhook,
   listWebhooks,
   updateWebhook,
-  type WebhookDeps,
 } from "../webhooks/service.ts";
 import { mediaType, readBody } from "./body.ts";
 import { reportUnexpectedError } from "./report.ts";
@@ -123,7 +122,6 @@ function accountOf(viewer: Viewer): string {
  * functions as the GraphQL resolvers; only the wire format lives here.
  */
 export function createRestHandler(app: App) {
-  const deps = (): WebhookDeps => ({ db: app.db, guard: app.guard, onReactivated: app.onWebhookReactivated });
 
   const routes: Array<{ method: string; pattern: RegExp; handle: (r: Request, id?: string) => Promise<Answer> }> = [
     {
@@ -132,7 +130,7 @@ export function createRestHandler(app: App) {
       async handle({ req, viewer }) {
         const accountId = accountOf(viewer);
         const body = await jsonBody(req, ["url", "events", "description"]);
-        const { webhook, secret } = await createWebhook(deps(), accountId, {
+        const { webhook, secret } = await createWebhook(app, accountId, {
           url: optionalString(body, "url") ?? "",
           events: body.events,
           description: optionalString(body, "description"),
@@ -152,7 +150,7 @@ export function createRestHandler(app: App) {
         if (status !== null && status !== "active" && status !== "disabled") {
           throw badInput("status must be active or disabled", "status");
         }
-        const page = await listWebhooks(deps(), accountOf(viewer), { limit, cursor, status: status ?? undefined });
+        const page = await listWebhooks(app, accountOf(viewer), { limit, cursor, status: status ?? undefined });
         return {
           status: 200,
           body: { data: page.data.map(webhookJson), has_more: page.nextCursor !== null, next_cursor: page.nextCursor },
@@ -163,7 +161,7 @@ export function createRestHandler(app: App) {
       method: "GET",
       pattern: /^\/api\/v1\/webhooks\/([^/]+)\/?$/,
       async handle({ viewer }, id) {
-        return { status: 200, body: webhookJson(await getWebhook(deps(), accountOf(viewer), id!)) };
+        return { status: 200, body: webhookJson(await getWebhook(app, accountOf(viewer), id!)) };
       },
     },
     {
@@ -171,13 +169,13 @@ export function createRestHandler(app: App) {
       pattern: /^\/api\/v1\/webhooks\/([^/]+)\/?$/,
       async handle({ req, viewer }, id) {
         const accountId = accountOf(viewer);
-        await getWebhook(deps(), accountId, id!);
+        await getWebhook(app, accountId, id!);
         const body = await jsonBody(req, ["url", "events", "description", "status"]);
         const status = body.status;
         if (status !== undefined && status !== "active" && status !== "disabled") {
           throw badInput("status must be active or disabled", "status");
         }
-        const webhook = await updateWebhook(deps(), accountId, id!, {
+        const webhook = await updateWebhook(app, accountId, id!, {
           ...(body.url !== undefined ? { url: optionalString(body, "url") } : {}),
           ...(body.events !== undefined ? { events: body.events } : {}),
           ...(body.description !== undefined ? { description: optionalString(body, "description") } : {}),
@@ -190,7 +188,7 @@ export function createRestHandler(app: App) {
       method: "DELETE",
       pattern: /^\/api\/v1\/webhooks\/([^/]+)\/?$/,
       async handle({ viewer }, id) {
-        await deleteWebhook(deps(), accountOf(viewer), id!);
+        await deleteWebhook(app, accountOf(viewer), id!);
         return { status: 204 };
       },
     },
@@ -199,7 +197,7 @@ export function createRestHandler(app: App) {
       pattern: /^\/api\/v1\/webhooks\/([^/]+)\/deliveries\/?$/,
       async handle({ url, viewer }, id) {
         const accountId = accountOf(viewer);
-        await getWebhook(deps(), accountId, id!);
+        await getWebhook(app, accountId, id!);
         const { limit, cursor } = pageParams(url);
         const status = url.searchParams.get("status");
         if (status !== null && !["pending", "succeeded", "failed"].includes(status)) {

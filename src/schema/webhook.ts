@@ -5,9 +5,7 @@ import {
   getWebhook,
   rotateWebhookSecret,
   updateWebhook,
-  type WebhookDeps,
 } from "../webhooks/service.ts";
-import type { Context } from "../context.ts";
 import { accountOf, builder } from "./builder.ts";
 import { EventTypeEnum, WebhookStatusEnum } from "./enums.ts";
 
@@ -23,10 +21,6 @@ export const WebhookRef = builder.prismaObject("Webhook", {
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
   }),
 });
-
-export function webhookDeps(ctx: Context): WebhookDeps {
-  return { db: ctx.app.db, guard: ctx.app.guard, onReactivated: ctx.app.onWebhookReactivated };
-}
 
 const CreateWebhookInput = builder.inputType("CreateWebhookInput", {
   fields: (t) => ({
@@ -91,20 +85,20 @@ builder.mutationFields((t) => ({
     type: CreateWebhookPayload,
     authScopes: { account: true },
     args: { input: t.arg({ type: CreateWebhookInput, required: true }) },
-    resolve: (_root, { input }, ctx) => createWebhook(webhookDeps(ctx), accountOf(ctx), input),
+    resolve: (_root, { input }, ctx) => createWebhook(ctx.app, accountOf(ctx), input),
   }),
   updateWebhook: t.field({
     type: WebhookRef,
     authScopes: { account: true },
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateWebhookInput, required: true }) },
-    resolve: (_root, { id, input }, ctx) => updateWebhook(webhookDeps(ctx), accountOf(ctx), id.toString(), input),
+    resolve: (_root, { id, input }, ctx) => updateWebhook(ctx.app, accountOf(ctx), id.toString(), input),
   }),
   deleteWebhook: t.field({
     type: DeleteWebhookPayload,
     authScopes: { account: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
-      await deleteWebhook(webhookDeps(ctx), accountOf(ctx), id.toString());
+      await deleteWebhook(ctx.app, accountOf(ctx), id.toString());
       return { id: id.toString() };
     },
   }),
@@ -112,6 +106,6 @@ builder.mutationFields((t) => ({
     type: RotateWebhookSecretPayload,
     authScopes: { account: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, { id }, ctx) => rotateWebhookSecret(webhookDeps(ctx), accountOf(ctx), id.toString()),
+    resolve: (_root, { id }, ctx) => rotateWebhookSecret(ctx.app, accountOf(ctx), id.toString()),
   }),
 }));

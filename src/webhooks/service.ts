@@ -14,7 +14,7 @@ export interface WebhookDeps {
   db: Db;
   guard: DestinationGuard;
   /** Called after a webhook is set active again, so its waiting deliveries go out. */
-  onReactivated?: (webhook: Webhook) => void | Promise<void>;
+  onWebhookReactivated?: (webhook: Webhook) => void | Promise<void>;
 }
 
 export interface CreateWebhookInput {
@@ -76,7 +76,7 @@ export async function updateWebhook(
   }
   if (Object.keys(data).length === 0) return current;
   const webhook = await deps.db.webhook.update({ where: { id: current.id, accountId }, data });
-  if (current.status === "disabled" && webhook.status === "active") await deps.onReactivated?.(webhook);
+  if (current.status === "disabled" && webhook.status === "active") await deps.onWebhookReactivated?.(webhook);
   return webhook;
 }
 
