@@ -1,5 +1,5 @@
 import type { Db } from "../db/client.ts";
-import { notFound, unauthenticated } from "../lib/errors.ts";
+import { forbidden, notFound, unauthenticated } from "../lib/errors.ts";
 import { bearerToken, hashApiKey, safeEqual } from "./keys.ts";
 
 /** Who is calling: an account key, or the admin key (optionally acting for an account). */
@@ -13,6 +13,17 @@ export interface Viewer {
 
 /** Header (HTTP) or `connection_init` field (WebSocket) with which the admin key acts for an account. */
 export const ACT_AS_HEADER = "x-account-id";
+
+/**
+ * The account the viewer acts for; FORBIDDEN for the admin key when no account is named
+ * (account keys always have one).
+ */
+export function requireAccount(viewer: Viewer): string {
+  if (!viewer.accountId) {
+    throw forbidden(`the admin key acts for an account only when the ${ACT_AS_HEADER} header names it`);
+  }
+  return viewer.accountId;
+}
 
 const LAST_USED_EVERY_MS = 60_000;
 /** A key looked up within this long is not looked up again (a revocation in another process takes up to this long). */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Viewer } from "../auth/viewer.ts";
-import { ACT_AS_HEADER } from "../auth/viewer.ts";
+import { ACT_AS_HEADER, requireAccount } from "../auth/viewer.ts";
 import type { App } from "../context.ts";
 import { publishEvent } from "../events/publish.ts";
 import type { Delivery, Webhook } from "../generated/prisma/client.ts";
@@ -110,13 +110,6 @@ function optionalString(body: Record<string, unknown>, key: string): string | nu
   return value;
 }
 
-function accountOf(viewer: Viewer): string {
-  if (!viewer.accountId) {
-    throw appError("FORBIDDEN", `the admin key acts for an account only when the ${ACT_AS_HEADER} header names it`);
-  }
-  return viewer.accountId;
-}
-
 /**
  * The REST API of the platform documentation (CONTRACT §4). Handlers call the same service
  * functions as the GraphQL resolvers; only the wire format lives here.
@@ -128,7 +121,7 @@ export function createRestHandler(app: App) {
       method: "POST",
       pattern: /^\/api\/v1\/webhooks\/?$/,
       async handle({ req, viewer }) {
-        const accountId = accountOf(viewer);
+        const accountId = requireAccount(viewer);
         const body = await jsonBody(req, ["url", "events", "description"]);
         const { webhook, secret } = await createWebhook(app, accountId, {
           url: optionalString(body, "url") ?? "",
@@ -150,7 +143,7 @@ export function createRestHandler(app: App) {
         if (status !== null && status !== "active" && status !== "disabled") {
           throw badInput("status must be active or disabled", "status");
         }
-        const page = await listWebhooks(app, accountOf(viewer), { limit, cursor, status: status ?? undefined });
+        const page = await listWebhooks(app, requireAccount(viewer), { limit, cursor, status: status ?? undefined });
         return {
           status: 200,
           body: { data: page.data.map(webhookJson), has_more: page.nextCursor !== null, next_cursor: page.nextCursor },
@@ -161,14 +154,14 @@ export function createRestHandler(app: App) {
       method: "GET",
       pattern: /^\/api\/v1\/webhooks\/([^/]+)\/?$/,
       async handle({ viewer }, id) {
-        return { status: 200, body: webhookJson(await getWebhook(app, accountOf(viewer), id!)) };
+        return { status: 200, body: webhookJson(await getWebhook(app, requireAccount(viewer), id!)) };
       },
     },
     {
       method: "PATCH",
       pattern: /^\/api\/v1\/webhooks\/([^/]+)\/?$/,
       async handle({ req, viewer }, id) {
-        const accountId = accountOf(viewer);
+        const accountId = requireAccount(viewer);
         await getWebhook(app, accountId, id!);
         const body = await jsonBody(req, ["url", "events", "description", "status"]);
         const status = body.status;
@@ -188,7 +181,7 @@ export function createRestHandler(app: App) {
       method: "DELETE",
       pattern: /^\/api\/v1\/webhooks\/([^/]+)\/?$/,
       async handle({ viewer }, id) {
-        await deleteWebhook(app, accountOf(viewer), id!);
+        await deleteWebhook(app, requireAccount(viewer), id!);
         return { status: 204 };
       },
     },
@@ -196,7 +189,7 @@ export function createRestHandler(app: App) {
       method: "GET",
       pattern: /^\/api\/v1\/webhooks\/([^/]+)\/deliveries\/?$/,
       async handle({ url, viewer }, id) {
-        const accountId = accountOf(viewer);
+        const accountId = requireAccount(viewer);
         await getWebhook(app, accountId, id!);
         const { limit, cursor } = pageParams(url);
         const status = url.searchParams.get("status");

@@ -6,6 +6,7 @@ import { DateTimeResolver, JSONResolver } from "graphql-scalars";
 import type { Context } from "../context.ts";
 import type PrismaTypes from "../generated/pothos-prisma-types.ts";
 import { getDatamodel } from "../generated/pothos-prisma-types.ts";
+import { requireAccount } from "../auth/viewer.ts";
 import { forbidden } from "../lib/errors.ts";
 
 export const builder = new SchemaBuilder<{
@@ -55,6 +56,5 @@ builder.subscriptionType({});
 
 /** The account the viewer acts for; the `account` auth scope guarantees it is set. */
 export function accountOf(ctx: Context): string {
-  if (!ctx.viewer.accountId) throw forbidden("this API key does not act for an account");
-  return ctx.viewer.accountId;
+  return requireAccount(ctx.viewer);
 }
