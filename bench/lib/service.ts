@@ -126,6 +126,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true",
     API_RATE_LIMIT: "1000000/s",
     NODE_ENV: "production",
+    // a probe to load into the service (e.g. --require ./counter.cjs) without loading it into the harness
+    ...(process.env.BENCH_SERVICE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS } : {}),
     ...options.backend.env,
     ...options.env,
   });

@@ -1,5 +1,6 @@
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
+import { createBatcher } from "../lib/batcher.ts";
 import { jobKey, type DeliveryJob, type DeliveryQueue } from "./queue.ts";
 
 export interface BullmqQueueOptions {
@@ -12,7 +13,7 @@ export interface BullmqQueueOptions {
 
 const QUEUE_NAME = "deliveries";
 /** Tries enqueued together with the same delay travel as one BullMQ job of at most this many. */
-const TRIES_PER_JOB = 25;
+const TRIES_PER_JOB = 100;
 
 type JobData = { tries: Array<Pick<DeliveryJob, "deliveryId" | "attempt">> };
 
@@ -24,8 +25,8 @@ function chunks<T>(items: T[], size: number): T[][] {
 
 /**
  * BullMQ on Redis: jobs survive the process, and any number of worker processes share them.
- * The tries of one event (enqueued together) travel as one job, so BullMQ's per-job cost is paid
- * once per event rather than once per webhook. A job's id is made of its tries' keys, so
+ * Tries enqueued close together (the deliveries of the events one publish batch stored) travel
+ * as one job, so BullMQ's per-job cost is paid once per batch rather than once per delivery. A job's id is made of its tries' keys, so
  * enqueuing the same tries twice adds them once; a try that runs twice anyway is harmless,
  * because a worker must claim the delivery in the database before it sends anything.
  */
@@ -35,30 +36,43 @@ export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
   let worker: Worker<JobData> | undefined;
   let workerConnection: Redis | undefined;
 
+  async function add(jobs: DeliveryJob[]): Promise<void> {
+    const byDelay = new Map<number, DeliveryJob[]>();
+    for (const job of jobs) {
+      const delay = Math.max(0, Math.ceil(job.delayMs ?? 0));
+      const group = byDelay.get(delay);
+      if (group) group.push(job);
+      else byDelay.set(delay, [job]);
+    }
+    const bulk = [...byDelay].flatMap(([delay, group]) =>
+      chunks(group, TRIES_PER_JOB).map((tries) => ({
+        name: "deliver",
+        data: { tries: tries.map((t) => ({ deliveryId: t.deliveryId, attempt: t.attempt })) },
+        opts: {
+          jobId: tries.length === 1 ? jobKey(tries[0]!) : `${jobKey(tries[0]!)}-x${tries.length}-${jobKey(tries.at(-1)!)}`,
+          ...(delay > 0 ? { delay } : {}),
+          removeOnComplete: true,
+          // a job that failed for good must not keep its id: the sweeper re-adds the same id
+          removeOnFail: true,
+          attempts: 5,
+          backoff: { type: "exponential", delay: 1000 },
+        },
+      })),
+    );
+    await queue.addBulk(bulk);
+  }
+  // enqueue calls made while an add is in flight share the next one
+  const addTogether = createBatcher<DeliveryJob[], void>(
+    async (lists) => {
+      await add(lists.flat());
+      return lists.map(() => undefined);
+    },
+    { maxSize: 200, maxInFlight: 1 },
+  );
+
   return {
     async enqueue(jobs) {
-      if (jobs.length === 0) return;
-      const byDelay = new Map<number, DeliveryJob[]>();
-      for (const job of jobs) {
-        const delay = Math.max(0, Math.ceil(job.delayMs ?? 0));
-        byDelay.set(delay, [...(byDelay.get(delay) ?? []), job]);
-      }
-      const bulk = [...byDelay].flatMap(([delay, group]) =>
-        chunks(group, TRIES_PER_JOB).map((tries) => ({
-          name: "deliver",
-          data: { tries: tries.map((t) => ({ deliveryId: t.deliveryId, attempt: t.attempt })) },
-          opts: {
-            jobId: tries.length === 1 ? jobKey(tries[0]!) : `${jobKey(tries[0]!)}-x${tries.length}-${jobKey(tries.at(-1)!)}`,
-            ...(delay > 0 ? { delay } : {}),
-            removeOnComplete: true,
-            // a job that failed for good must not keep its id: the sweeper re-adds the same id
-            removeOnFail: true,
-            attempts: 5,
-            backoff: { type: "exponential", delay: 1000 },
-          },
-        })),
-      );
-      await queue.addBulk(bulk);
+      if (jobs.length > 0) await addTogether(jobs);
     },
     async consume(handler, concurrency) {
       workerConnection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });

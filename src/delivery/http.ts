@@ -1,4 +1,5 @@
 import { Agent, errors as undiciErrors, request, type Dispatcher } from "undici";
+import { createDeadlines } from "../lib/deadline.ts";
 import { formatDuration } from "../lib/duration.ts";
 
 /** At most this much of a receiver's answer is read and kept in the delivery log. */
@@ -82,6 +83,7 @@ export function createSender(options: SenderOptions): Sender {
       bodyTimeout: timeoutMs,
       keepAliveTimeout: 4_000,
     });
+  const deadline = createDeadlines();
 
   return {
     async send(url, headers, body) {
@@ -93,7 +95,7 @@ export function createSender(options: SenderOptions): Sender {
           headers,
           body,
           dispatcher,
-          signal: AbortSignal.timeout(timeoutMs),
+          signal: deadline(timeoutMs),
         });
         const responseBody = await readLimited(response.body);
         const status = response.statusCode;

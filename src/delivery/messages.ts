@@ -1,4 +1,4 @@
-/** The small plain-JSON message published on an account's delivery topic. */
+/** One delivery's new state, as the deliveryUpdated subscription sees it. */
 export interface DeliveryMessage {
   id: string;
   accountId: string;
@@ -9,6 +9,14 @@ export interface DeliveryMessage {
   lastAttemptAt: string | null;
   nextAttemptAt: string | null;
   createdAt: string;
+}
+
+/**
+ * The plain-JSON message published on an account's delivery topic: the state changes of one
+ * batch of attempts (one Redis message per account and batch, not one per delivery).
+ */
+export interface DeliveryBatchMessage {
+  deliveries: DeliveryMessage[];
 }
 
 export function deliveryMessage(d: {

@@ -3,7 +3,7 @@ import type { Delivery } from "../generated/prisma/client.ts";
 import { badInput, notFound } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { topics, type PubSub } from "../pubsub/pubsub.ts";
-import { deliveryMessage } from "./messages.ts";
+import { deliveryMessage, type DeliveryBatchMessage } from "./messages.ts";
 import type { DeliveryQueue } from "./queue.ts";
 
 export interface DeliveryServiceDeps {
@@ -14,7 +14,8 @@ export interface DeliveryServiceDeps {
 }
 
 async function announce(deps: DeliveryServiceDeps, delivery: Delivery): Promise<void> {
-  await deps.pubsub.publish(topics.deliveries(delivery.accountId), deliveryMessage(delivery)).catch((error: unknown) => {
+  const message: DeliveryBatchMessage = { deliveries: [deliveryMessage(delivery)] };
+  await deps.pubsub.publish(topics.deliveries(delivery.accountId), message).catch((error: unknown) => {
     deps.log.warn({ err: error }, "could not publish a delivery update");
   });
 }

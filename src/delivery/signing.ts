@@ -10,9 +10,23 @@ export function spawnSignature(secret: string, body: string): string {
   return `sha256=${createHmac("sha256", secret).update(body, "utf8").digest("hex")}`;
 }
 
+/** Decoded Standard Webhooks keys by secret (a worker signs with the same few secrets all day). */
+const standardKeys = new Map<string, Buffer>();
+const MAX_CACHED_KEYS = 10_000;
+
+function standardKey(secret: string): Buffer {
+  let key = standardKeys.get(secret);
+  if (!key) {
+    if (standardKeys.size >= MAX_CACHED_KEYS) standardKeys.clear();
+    key = Buffer.from(secret.startsWith("whsec_") ? secret.slice(6) : secret, "base64");
+    standardKeys.set(secret, key);
+  }
+  return key;
+}
+
 /** One Standard Webhooks signature: base64 HMAC of `id.timestamp.body`, keyed by the secret's bytes. */
 export function standardSignature(secret: string, msgId: string, timestamp: number, body: string): string {
-  const key = Buffer.from(secret.startsWith("whsec_") ? secret.slice(6) : secret, "base64");
+  const key = standardKey(secret);
   return `v1,${createHmac("sha256", key).update(`${msgId}.${timestamp}.${body}`, "utf8").digest("base64")}`;
 }
 

@@ -7,7 +7,7 @@ import { newId } from "../lib/ids.ts";
 import type { Logger } from "../lib/logger.ts";
 import { topics, type PubSub } from "../pubsub/pubsub.ts";
 import type { DestinationGuard } from "../webhooks/validation.ts";
-import { deliveryMessage, type DeliveryMessage } from "./messages.ts";
+import { deliveryMessage, type DeliveryBatchMessage, type DeliveryMessage } from "./messages.ts";
 import type { AttemptResult, Sender } from "./http.ts";
 import type { DeliveryJob, DeliveryQueue } from "./queue.ts";
 import { classify } from "./retry.ts";
@@ -44,6 +44,8 @@ interface AttemptRecord {
   status: "pending" | "succeeded" | "failed";
   nextAttemptAt: Date | null;
   disableReason: string | null;
+  /** What subscribers see once the record is written. */
+  message: DeliveryMessage;
 }
 
 interface Claimed {
@@ -122,7 +124,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       return row;
     });
   }
-  const claim = createBatcher(claimBatch, { maxSize: 500, maxInFlight: 2 });
+  const claim = createBatcher(claimBatch, { maxSize: 500, maxInFlight: 1 });
 
   /**
    * Writes a batch of attempts in one statement: the attempt rows, the deliveries' new state
@@ -141,7 +143,30 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       return Promise.all(records.map((r) => recordBatch([r]).then(([ok]) => ok!)));
     }
   }
-  const record = createBatcher(recordBatch, { maxSize: 500, maxInFlight: 2 });
+  const record = createBatcher(
+    async (records: AttemptRecord[]) => {
+      const written = await recordBatch(records);
+      announce(records.filter((_, i) => written[i]));
+      return written;
+    },
+    { maxSize: 500, maxInFlight: 1 },
+  );
+
+  /** Publishes the new states of a written batch: one message per account. */
+  function announce(records: AttemptRecord[]): void {
+    const byAccount = new Map<string, DeliveryMessage[]>();
+    for (const r of records) {
+      const list = byAccount.get(r.message.accountId);
+      if (list) list.push(r.message);
+      else byAccount.set(r.message.accountId, [r.message]);
+    }
+    for (const [accountId, deliveries] of byAccount) {
+      const message: DeliveryBatchMessage = { deliveries };
+      pubsub.publish(topics.deliveries(accountId), message).catch((error: unknown) => {
+        log.warn({ err: error }, "could not publish delivery updates");
+      });
+    }
+  }
 
   async function writeRecords(records: AttemptRecord[]): Promise<void> {
     const col = <K extends keyof AttemptRecord>(key: K) => records.map((r) => r[key]);
@@ -226,6 +251,17 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       status,
       nextAttemptAt,
       disableReason: outcome.kind === "give-up" && outcome.disable ? outcome.reason : null,
+      message: deliveryMessage({
+        id: delivery.id,
+        accountId: delivery.accountId,
+        webhookId: delivery.webhookId,
+        eventId: delivery.eventId,
+        status,
+        attemptCount: number,
+        lastAttemptAt: startedAt,
+        nextAttemptAt,
+        createdAt: delivery.createdAt,
+      }),
     });
     if (!recorded) return;
 
@@ -236,25 +272,11 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     if (outcome.kind === "give-up" && outcome.disable) {
       log.warn({ webhookId: delivery.webhookId, reason: outcome.reason }, "webhook disabled");
     }
-    const message: DeliveryMessage = deliveryMessage({
-      id: delivery.id,
-      accountId: delivery.accountId,
-      webhookId: delivery.webhookId,
-      eventId: delivery.eventId,
-      status,
-      attemptCount: number,
-      lastAttemptAt: startedAt,
-      nextAttemptAt,
-      createdAt: delivery.createdAt,
-    });
-    await Promise.all([
-      pubsub.publish(topics.deliveries(delivery.accountId), message).catch((error: unknown) => {
-        log.warn({ err: error }, "could not publish a delivery update");
-      }),
-      outcome.kind === "retry"
-        ? queue.enqueue([{ deliveryId: delivery.id, attempt: number, delayMs: outcome.delayMs }])
-        : undefined,
-    ]);
+    if (outcome.kind === "retry") {
+      await queue.enqueue([{ deliveryId: delivery.id, attempt: number, delayMs: outcome.delayMs }]).catch((error: unknown) => {
+        log.warn({ err: error, deliveryId: delivery.id }, "could not enqueue the next try; the sweeper will");
+      });
+    }
   }
 
   /** Re-enqueues pending, due, unleased deliveries of active webhooks; `graceMs` skips fresh ones. */

@@ -1,4 +1,4 @@
-import type { DeliveryMessage } from "../delivery/messages.ts";
+import type { DeliveryBatchMessage, DeliveryMessage } from "../delivery/messages.ts";
 import { retryDelivery } from "../delivery/service.ts";
 import { topics } from "../pubsub/pubsub.ts";
 import { accountOf, builder } from "./builder.ts";
@@ -121,10 +121,12 @@ builder.subscriptionField("deliveryUpdated", (t) =>
     args: { webhookId: t.arg.id() },
     subscribe: async function* (_root, args, ctx) {
       const webhookId = args.webhookId?.toString();
-      const iterator = ctx.app.pubsub.subscribe<DeliveryMessage>(topics.deliveries(accountOf(ctx)));
+      const iterator = ctx.app.pubsub.subscribe<DeliveryBatchMessage>(topics.deliveries(accountOf(ctx)));
       try {
-        for await (const message of iterator) {
-          if (!webhookId || message.webhookId === webhookId) yield message;
+        for await (const batch of iterator) {
+          for (const message of batch.deliveries) {
+            if (!webhookId || message.webhookId === webhookId) yield message;
+          }
         }
       } finally {
         await iterator.return?.();
