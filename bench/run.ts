@@ -48,6 +48,7 @@ const HELP = `npm run bench -- [options]
   --log-requests <n>       queries timed per size and query shape (default 100, at most 8 s)
   --memory-minutes <m>     run the memory scenario for m minutes (default: 0 = off; --scenario memory = 0.5)
   --memory-rate <n>        events/s of the memory scenario (default 1000)
+  --memory-backends <list> backends of the memory scenario: embedded, redis-postgres (default embedded)
   --stall-seconds <s>      stop waiting for deliveries after s seconds without progress (default 15)
   --worker-concurrency <n> WORKER_CONCURRENCY of the service (default: the service's)
   --profile <name>         write CPU profiles (node --cpu-prof) of the service in these scenarios
@@ -96,6 +97,7 @@ function readOptions(): Options {
       "log-requests": { type: "string" },
       "memory-minutes": { type: "string" },
       "memory-rate": { type: "string" },
+      "memory-backends": { type: "string" },
       "stall-seconds": { type: "string" },
       "worker-concurrency": { type: "string" },
       profile: { type: "string", multiple: true },
@@ -140,6 +142,7 @@ function readOptions(): Options {
     logQueryRequests: num("log-requests", 100),
     memoryMinutes: num("memory-minutes", 0),
     memoryRate: num("memory-rate", 1000),
+    memoryBackends: list(values["memory-backends"] ? [values["memory-backends"]] : ["embedded"]) as BackendKind[],
     stallSeconds: num("stall-seconds", 15),
     workerConcurrency: values["worker-concurrency"] ? num("worker-concurrency", 100) : null,
     profile: list(values.profile),

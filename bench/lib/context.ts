@@ -32,6 +32,8 @@ export interface Options {
   /** Minutes of the memory scenario; 0 = not run (unless named with --scenario). */
   memoryMinutes: number;
   memoryRate: number;
+  /** Backends the memory scenario runs on ("memory" = embedded, "memory-redis-postgres"). */
+  memoryBackends: BackendKind[];
   /** Stop waiting for deliveries when nothing arrived for this long. */
   stallSeconds: number;
   /** Write a CPU profile of the service processes of these scenarios (prefix match). */

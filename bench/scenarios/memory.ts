@@ -2,25 +2,32 @@ import type { Ctx } from "../lib/context.ts";
 import { pacedLoop, pool } from "../lib/http.ts";
 import { deliveryFields, publishOnce, warmUp } from "../lib/publish.ts";
 import { summarizeProfiles } from "../lib/profile.ts";
-import { createAccount, createWebhooks, startService } from "../lib/service.ts";
+import { createAccount, createWebhooks, startService, type BackendKind } from "../lib/service.ts";
 import { nowMs } from "../lib/stats.ts";
 
 const MB = 1024 * 1024;
 
 /**
- * Service RSS over a sustained run: `--memory-rate` events/s (default 1,000) to an account with one
- * webhook for `--memory-minutes` (default 0.5 when the scenario is named), on a fresh embedded
- * service; RSS sampled every second, then the backlog is given time to drain.
+ * Service RSS and publish -> receipt latency over a sustained run: `--memory-rate` events/s
+ * (default 1,000) to an account with one webhook for `--memory-minutes` (default 0.5 when the
+ * scenario is named), on a fresh service of each `--memory-backends`; RSS sampled every second,
+ * then the backlog is given time to drain.
  */
 export async function memory(ctx: Ctx): Promise<void> {
+  if (ctx.opts.noRedis) return sustained(ctx, "embedded");
+  for (const kind of ctx.opts.memoryBackends) await sustained(ctx, kind);
+}
+
+async function sustained(ctx: Ctx, kind: BackendKind): Promise<void> {
   const { opts, receiver } = ctx;
+  const scenario = kind === "embedded" ? "memory" : `memory-${kind}`;
   const minutes = opts.memoryMinutes > 0 ? opts.memoryMinutes : 0.5;
-  const backend = await ctx.freshBackend("embedded");
-  const extras = ctx.serviceExtras("memory");
-  const service = await startService({ name: "memory", backend, ...extras });
+  const backend = await ctx.freshBackend(kind);
+  const extras = ctx.serviceExtras(scenario);
+  const service = await startService({ name: scenario, backend, ...extras });
   try {
     await warmUp(ctx, service);
-    const tag = "memory";
+    const tag = scenario;
     const account = await createAccount(service, tag);
     const webhookIds = await createWebhooks(service, account, [receiver.url(tag, 0)]);
     const client = pool(service.origin, 64);
@@ -29,7 +36,7 @@ export async function memory(ctx: Ctx): Promise<void> {
     sample();
     const timer = setInterval(sample, 1000);
     const rssStart = samples[0]!.rss;
-    ctx.log(`memory: ${opts.memoryRate} events/s for ${minutes} min (RSS ${Math.round(rssStart / MB)} MB)`);
+    ctx.log(`${scenario}: ${opts.memoryRate} events/s for ${minutes} min (RSS ${Math.round(rssStart / MB)} MB)`);
     const publish = await pacedLoop({
       ratePerS: opts.memoryRate,
       total: Math.round(opts.memoryRate * minutes * 60),
@@ -47,7 +54,8 @@ export async function memory(ctx: Ctx): Promise<void> {
     clearInterval(timer);
     const fields = deliveryFields({ account, webhookIds, publish, stats, reason, expected: publish.ok });
     ctx.emit({
-      scenario: "memory",
+      scenario,
+      backend: kind,
       ...fields,
       target_events_per_s: opts.memoryRate,
       minutes,
@@ -62,6 +70,6 @@ export async function memory(ctx: Ctx): Promise<void> {
     await receiver.forget(tag);
   } finally {
     await service.stop();
-    if (extras.nodeFlags) await summarizeProfiles(ctx, "memory");
+    if (extras.nodeFlags) await summarizeProfiles(ctx, scenario);
   }
 }

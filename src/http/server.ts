@@ -56,15 +56,15 @@ async function handleGraphql(yoga: Yoga, req: IncomingMessage, res: ServerRespon
   }
   const headers = new yoga.fetchAPI.Headers();
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
+    // the body travels already read, in the server context (yoga.ts parses it)
+    if (value === undefined || name === "content-length" || name === "transfer-encoding") continue;
     for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item);
   }
   const request = new yoga.fetchAPI.Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/graphql"}`, {
     method: "POST",
     headers,
-    body: body.toString("utf8"),
   });
-  const response = await yoga.fetch(request, {});
+  const response = await yoga.fetch(request, { body });
   await sendNodeResponse(response, res, req, false);
 }
 

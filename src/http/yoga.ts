@@ -11,6 +11,29 @@ import { INTERNAL_ERROR_MESSAGE, reportUnexpectedError } from "./report.ts";
 export interface ServerContext {
   /** Set by the WebSocket layer, which authenticated the connection in `connection_init`. */
   viewer?: Viewer;
+  /** The JSON body of a POST, already read (and size-checked) by the HTTP server. */
+  body?: Buffer;
+}
+
+const badRequest = (message: string, extra: Record<string, unknown> = {}) =>
+  new GraphQLError(message, { extensions: { http: { status: 400, ...extra }, code: "BAD_REQUEST" } });
+
+/**
+ * Parses a POST body the server already read, as yoga's own JSON parser would (same errors), so
+ * the request does not go through a second body stream and yoga's size-limiting stream copy;
+ * about a tenth of the CPU of a small mutation.
+ */
+function parseJsonBody(body: Buffer): Record<string, unknown> | unknown[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw badRequest("POST body sent invalid JSON.");
+  }
+  if (parsed === null || typeof parsed !== "object") {
+    throw badRequest(`POST body is expected to be object but received ${parsed === null ? "null" : typeof parsed}`);
+  }
+  return parsed as Record<string, unknown> | unknown[];
 }
 
 export type Yoga = YogaServerInstance<ServerContext, Context>;
@@ -62,6 +85,12 @@ export function createYogaApp(app: App): Yoga {
       return { app, viewer: resolved };
     },
     plugins: [
+      {
+        onRequestParse({ serverContext, setRequestParser }) {
+          const body = (serverContext as ServerContext | undefined)?.body;
+          if (body) setRequestParser(() => parseJsonBody(body) as never);
+        },
+      },
       EnvelopArmorPlugin({
         maxDepth: { n: DOCUMENT_LIMITS.maxDepth, ignoreIntrospection: true },
         maxAliases: { n: DOCUMENT_LIMITS.maxAliases },
