@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it, type ExpectStatic } from "vitest";
+import { parseDatabaseUrl } from "../../src/db/client.ts";
 import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
 import { applyMigrations, defaultMigrationsDir } from "../../src/db/migrator.ts";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
@@ -125,6 +126,20 @@ describeEachMode("persistence", (mode) => {
       try {
         expect(await applyMigrations({ connectionString: db.connectionString })).toEqual(shipped);
         expect(await applyMigrations({ connectionString: db.connectionString })).toEqual([]);
+        // the hand-written storage setting of 0002 (HOT claims) is in place
+        const { connectionString, schema } = parseDatabaseUrl(db.connectionString);
+        const client = new pg.Client({ connectionString });
+        await client.connect();
+        try {
+          const { rows } = await client.query(
+            `SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relname = 'Delivery' AND n.nspname = $1`,
+            [schema ?? "public"],
+          );
+          expect(rows).toEqual([{ reloptions: ["fillfactor=50"] }]);
+        } finally {
+          await client.end();
+        }
       } finally {
         await db.drop();
       }
