@@ -53,8 +53,8 @@ const HELP = `npm run bench -- [options]
   --worker-concurrency <n> WORKER_CONCURRENCY of the service (default: the service's)
   --profile <name>         write CPU profiles (node --cpu-prof) of the service in these scenarios
                            and print the top self-time functions; "shared-embedded" and
-                           "shared-redis-postgres" profile the services that ingest, fanout,
-                           subscribers and retry-storm share (for their whole life)
+                           "shared-redis-postgres" profile the services that ingest, fanout
+                           and retry-storm share (for their whole life)
   --profile-dir <dir>      where profiles go (default: a temp dir, kept)
   --no-redis               skip the variants that need Redis/PostgreSQL
 `;

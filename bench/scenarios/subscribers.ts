@@ -1,7 +1,8 @@
 import type { Ctx } from "../lib/context.ts";
 import { closedLoop, gql, pacedLoop, pool, type LoadResult } from "../lib/http.ts";
 import { ipcRequest, startChild, type Child } from "../lib/procs.ts";
-import { createAccount, eventData, PUBLISH_MUTATION, type Account, type Service } from "../lib/service.ts";
+import { summarizeProfiles } from "../lib/profile.ts";
+import { createAccount, eventData, PUBLISH_MUTATION, startService, type Account, type Service } from "../lib/service.ts";
 import { nowMs, sleep, summarize } from "../lib/stats.ts";
 
 interface SubStats {
@@ -82,7 +83,10 @@ async function drain(ctx: Ctx, child: Child, expected: number): Promise<SubStats
  */
 export async function subscribers(ctx: Ctx): Promise<void> {
   const { opts } = ctx;
-  const service = await ctx.shared("embedded");
+  // A service of its own: on the shared one, right after ingest and fanout, main-thread bursts of
+  // WebSocket writes pushed p99 from ~45 ms to 0.1-1.7 s (cause not pinned down; see README).
+  const extras = ctx.serviceExtras("subscribers-1000");
+  const service = await startService({ name: "subscribers", backend: await ctx.freshBackend("embedded"), ...extras });
   const child = await startChild({ name: "subscribers", script: "bench/subscribers-process.ts", ready: /subscribers ready/, ipc: true });
   const client = pool(service.origin, 64);
   try {
@@ -145,6 +149,8 @@ export async function subscribers(ctx: Ctx): Promise<void> {
   } finally {
     await client.close();
     await child.stop(5_000);
+    await service.stop();
+    if (extras.nodeFlags) await summarizeProfiles(ctx, "subscribers-1000");
   }
 }
 
