@@ -279,14 +279,23 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     }
   }
 
-  /** Re-enqueues pending, due, unleased deliveries of active webhooks; `graceMs` skips fresh ones. */
+  /**
+   * Re-enqueues pending, due, unleased deliveries of active webhooks; `graceMs` skips fresh ones.
+   * It walks the active webhooks (index on webhook, status, due time), so the deliveries a
+   * disabled webhook keeps waiting are never read.
+   */
   async function sweep(graceMs: number): Promise<number> {
     const rows = await db.$queryRaw<Array<{ id: string; attemptCount: number }>>`
-      SELECT d.id, d."attemptCount" FROM "Delivery" AS d
-      JOIN "Webhook" AS w ON w.id = d."webhookId"
-      WHERE d.status = 'pending' AND w.status = 'active'
-        AND d."nextAttemptAt" <= now() - ${graceMs}::int * interval '1 millisecond'
-        AND (d."leaseUntil" IS NULL OR d."leaseUntil" < now())
+      SELECT d.id, d."attemptCount" FROM "Webhook" AS w
+      CROSS JOIN LATERAL (
+        SELECT d.id, d."attemptCount", d."nextAttemptAt" FROM "Delivery" AS d
+        WHERE d."webhookId" = w.id AND d.status = 'pending'
+          AND d."nextAttemptAt" <= now() - ${graceMs}::int * interval '1 millisecond'
+          AND (d."leaseUntil" IS NULL OR d."leaseUntil" < now())
+        ORDER BY d."nextAttemptAt"
+        LIMIT ${SWEEP_BATCH}
+      ) AS d
+      WHERE w.status = 'active'
       ORDER BY d."nextAttemptAt"
       LIMIT ${SWEEP_BATCH}`;
     if (rows.length > 0) {
