@@ -34,7 +34,7 @@ const HELP = `npm run bench -- [options]
                            Names: ceiling diy-bullmq api-ceiling ingest throughput-embedded
                            throughput-redis-postgres throughput-redis-postgres-split
                            fanout-1000-webhooks subscribers-1000 retry-storm log-query-1m memory
-  --events <n>             events per throughput scenario (default 500; x webhooks deliveries)
+  --events <n>             events per throughput scenario (default 2000; x webhooks deliveries)
   --webhooks <n>           webhooks per account in throughput/ingest (default 10)
   --concurrency <n>        publishing clients in flight (default 32)
   --ingest-seconds <s>     duration of each ingest variant (default 3)
@@ -122,7 +122,7 @@ function readOptions(): Options {
   };
   return {
     scenarios: list(values.scenario),
-    events: num("events", 500),
+    events: num("events", 2000),
     webhooks: num("webhooks", 10),
     concurrency: num("concurrency", 32),
     ingestSeconds: num("ingest-seconds", 3),
