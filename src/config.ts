@@ -81,7 +81,7 @@ const schema = z.object({
       return { points: Number(match[1]), windowMs, text: text.trim() };
     }),
   /** Deliveries one worker process attempts at the same time. */
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(100),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(500),
   /** How often a worker looks for pending deliveries that no queue holds (after a crash or a Redis flush). */
   WEBHOOK_SWEEP_INTERVAL: duration.default(5_000).pipe(z.number().int().positive("must be more than 0")),
   /** Prefix of every Redis key (queue and pub/sub), so deployments can share one Redis. */
