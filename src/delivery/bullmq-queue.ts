@@ -26,9 +26,10 @@ function chunks<T>(items: T[], size: number): T[][] {
 /**
  * BullMQ on Redis: jobs survive the process, and any number of worker processes share them.
  * Tries enqueued close together (the deliveries of the events one publish batch stored) travel
- * as one job, so BullMQ's per-job cost is paid once per batch rather than once per delivery. A job's id is made of its tries' keys, so
- * enqueuing the same tries twice adds them once; a try that runs twice anyway is harmless,
- * because a worker must claim the delivery in the database before it sends anything.
+ * as one job, so BullMQ's per-job cost is paid once per batch rather than once per delivery. A
+ * job's id is made of its tries' keys, so enqueuing the same tries twice adds them once; a try
+ * that runs twice anyway is harmless, because a worker must claim the delivery in the database
+ * before it sends anything.
  */
 export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
   const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });

@@ -15,8 +15,8 @@ export interface ServerContext {
   body?: Buffer;
 }
 
-const badRequest = (message: string, extra: Record<string, unknown> = {}) =>
-  new GraphQLError(message, { extensions: { http: { status: 400, ...extra }, code: "BAD_REQUEST" } });
+const badRequest = (message: string) =>
+  new GraphQLError(message, { extensions: { http: { status: 400 }, code: "BAD_REQUEST" } });
 
 /**
  * Parses a POST body the server already read, as yoga's own JSON parser would (same errors), so
