@@ -162,9 +162,12 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     }
     for (const [accountId, deliveries] of byAccount) {
       const message: DeliveryBatchMessage = { deliveries };
-      pubsub.publish(topics.deliveries(accountId), message).catch((error: unknown) => {
-        log.warn({ err: error }, "could not publish delivery updates");
-      });
+      const failed = (error: unknown) => log.warn({ err: error }, "could not publish delivery updates");
+      try {
+        pubsub.publish(topics.deliveries(accountId), message).catch(failed);
+      } catch (error) {
+        failed(error); // the records are written whatever happens to the announcement
+      }
     }
   }
 
@@ -282,7 +285,8 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
   /**
    * Re-enqueues pending, due, unleased deliveries of active webhooks; `graceMs` skips fresh ones.
    * It walks the active webhooks (index on webhook, status, due time), so the deliveries a
-   * disabled webhook keeps waiting are never read.
+   * disabled webhook keeps waiting are never read. The price: one index probe per active webhook
+   * per sweep, and after an outage up to SWEEP_BATCH rows read per backlogged webhook.
    */
   async function sweep(graceMs: number): Promise<number> {
     const rows = await db.$queryRaw<Array<{ id: string; attemptCount: number }>>`

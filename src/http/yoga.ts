@@ -87,8 +87,12 @@ export function createYogaApp(app: App): Yoga {
     plugins: [
       {
         onRequestParse({ serverContext, setRequestParser }) {
-          const body = (serverContext as ServerContext | undefined)?.body;
-          if (body) setRequestParser(() => parseJsonBody(body) as never);
+          const server = serverContext as ServerContext | undefined;
+          const body = server?.body;
+          if (!body) return;
+          // parsed once, then dropped: yoga copies the server context into every operation's context
+          delete server.body;
+          setRequestParser(() => parseJsonBody(body) as never);
         },
       },
       EnvelopArmorPlugin({

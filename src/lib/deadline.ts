@@ -9,7 +9,8 @@ import { setMaxListeners } from "node:events";
 export function createDeadlines(resolutionMs = 10): (timeoutMs: number) => AbortSignal {
   const slices = new Map<number, AbortController>();
   return (timeoutMs) => {
-    const slice = Math.ceil((Date.now() + timeoutMs) / resolutionMs);
+    // the monotonic clock, like the timers: a wall-clock step must not fire deadlines early
+    const slice = Math.ceil((performance.now() + timeoutMs) / resolutionMs);
     let controller = slices.get(slice);
     if (!controller) {
       const created = new AbortController();
@@ -20,7 +21,7 @@ export function createDeadlines(resolutionMs = 10): (timeoutMs: number) => Abort
           slices.delete(slice);
           created.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError"));
         },
-        slice * resolutionMs - Date.now(),
+        slice * resolutionMs - performance.now(),
       ).unref();
       controller = created;
     }

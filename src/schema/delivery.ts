@@ -121,10 +121,12 @@ builder.subscriptionField("deliveryUpdated", (t) =>
     args: { webhookId: t.arg.id() },
     subscribe: async function* (_root, args, ctx) {
       const webhookId = args.webhookId?.toString();
-      const iterator = ctx.app.pubsub.subscribe<DeliveryBatchMessage>(topics.deliveries(accountOf(ctx)));
+      const iterator = ctx.app.pubsub.subscribe<DeliveryBatchMessage | DeliveryMessage>(topics.deliveries(accountOf(ctx)));
       try {
         for await (const batch of iterator) {
-          for (const message of batch.deliveries) {
+          // a worker of the previous release publishes one delivery per message
+          const messages = "deliveries" in batch && Array.isArray(batch.deliveries) ? batch.deliveries : [batch as DeliveryMessage];
+          for (const message of messages) {
             if (!webhookId || message.webhookId === webhookId) yield message;
           }
         }
