@@ -14,6 +14,7 @@ import {
 import * as engineBindings from "@prisma/schema-engine-wasm/schema_engine_bg";
 import type { MigrationDirectory, SchemaEngine, SchemaFilter } from "@prisma/schema-engine-wasm/schema_engine_bg";
 import pg from "pg";
+import { isPgError } from "./errors.ts";
 
 // Node has WebAssembly, but @types/node does not declare it without the DOM lib.
 declare const WebAssembly: {
@@ -185,6 +186,20 @@ async function readMigrations(baseDir: string): Promise<MigrationDirectory[]> {
  *
  * @returns the names of the migrations applied, in order; empty when none was pending
  */
+/**
+ * `CREATE SCHEMA IF NOT EXISTS` is not safe against itself: two processes starting together on a
+ * new schema (before the engine's advisory lock) can both pass the check, and the second fails on
+ * the catalog's unique index. Losing that race means the schema exists, which is all we want.
+ */
+async function createSchema(client: pg.ClientBase, schema: string): Promise<void> {
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  } catch (error) {
+    if (isPgError(error, "23505")) return;
+    throw error;
+  }
+}
+
 export async function applyMigrations(opts: {
   connectionString: string;
   migrationsDir?: string;
@@ -203,8 +218,10 @@ export async function applyMigrations(opts: {
     max: 1,
     // PGlite ignores the `options` startup parameter, so `search_path` is set with SQL instead.
     onConnect: schema
-      ? (client) =>
-          client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}; SET search_path TO ${quoteIdent(schema)}`)
+      ? async (client) => {
+          await createSchema(client, schema);
+          await client.query(`SET search_path TO ${quoteIdent(schema)}`);
+        }
       : undefined,
   });
   pool.on("error", (error) => opts.log?.(`migration connection error: ${error.message}`));

@@ -145,6 +145,23 @@ describeEachMode("persistence", (mode) => {
       }
     });
 
+    // Processes of a deployment start together and race to migrate a new schema (PostgreSQL only:
+    // PGlite takes one client at a time).
+    it.skipIf(mode !== "postgres")("several processes migrating one new schema at once all succeed, and it is migrated once", async ({ expect }) => {
+      const shipped = await shippedMigrations();
+      const db = await freshDatabase(mode);
+      try {
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, () => applyMigrations({ connectionString: db.connectionString })),
+        );
+        expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+        const applied = results.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
+        expect(applied.sort()).toEqual([...shipped].sort());
+      } finally {
+        await db.drop();
+      }
+    });
+
     // The default set-up a user starts with (embedded PGlite in DATA_DIR). Starting real processes
     // is slow, so this runs in the embedded mode only.
     describe.skipIf(mode !== "embedded")("the service process (tsx src/main.ts, as npm start)", () => {
