@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -142,6 +142,24 @@ describeEachMode("persistence", (mode) => {
         }
       } finally {
         await db.drop();
+      }
+    });
+
+    it("a database migrated by an earlier release gets only the newer migrations", async ({ expect }) => {
+      const shipped = await shippedMigrations();
+      expect(shipped.length).toBeGreaterThan(1);
+      // the first release's migrations directory: its first migration and the lock file
+      const earlier = await mkdtemp(path.join(tmpdir(), "spawn-migrations-"));
+      await cp(path.join(defaultMigrationsDir, shipped[0]!), path.join(earlier, shipped[0]!), { recursive: true });
+      await cp(path.join(defaultMigrationsDir, "migration_lock.toml"), path.join(earlier, "migration_lock.toml"));
+      const db = await freshDatabase(mode);
+      try {
+        expect(await applyMigrations({ connectionString: db.connectionString, migrationsDir: earlier })).toEqual([shipped[0]]);
+        expect(await applyMigrations({ connectionString: db.connectionString })).toEqual(shipped.slice(1));
+        expect(await applyMigrations({ connectionString: db.connectionString })).toEqual([]);
+      } finally {
+        await db.drop();
+        await rm(earlier, { recursive: true, force: true });
       }
     });
 
