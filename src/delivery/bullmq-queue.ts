@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { createBatcher } from "../lib/batcher.ts";
@@ -17,6 +18,17 @@ const TRIES_PER_JOB = 100;
 
 type JobData = { tries: Array<Pick<DeliveryJob, "deliveryId" | "attempt">> };
 
+/**
+ * A job's id names exactly its tries: one try is its own key; a group is its first key, its size
+ * and a digest of every key, so two different groups never share an id (BullMQ would drop the
+ * second as a duplicate) and the same group enqueued twice is added once.
+ */
+function groupKey(tries: DeliveryJob[]): string {
+  if (tries.length === 1) return jobKey(tries[0]!);
+  const digest = createHash("sha1").update(tries.map(jobKey).join(",")).digest("base64url");
+  return `${jobKey(tries[0]!)}-x${tries.length}-${digest}`;
+}
+
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -27,9 +39,9 @@ function chunks<T>(items: T[], size: number): T[][] {
  * BullMQ on Redis: jobs survive the process, and any number of worker processes share them.
  * Tries enqueued close together (the deliveries of the events one publish batch stored) travel
  * as one job, so BullMQ's per-job cost is paid once per batch rather than once per delivery. A
- * job's id is made of its tries' keys, so enqueuing the same tries twice adds them once; a try
- * that runs twice anyway is harmless, because a worker must claim the delivery in the database
- * before it sends anything.
+ * job's id is made of its tries' keys (see groupKey), so enqueuing the same tries twice adds them
+ * once; a try that runs twice anyway is harmless, because a worker must claim the delivery in the
+ * database before it sends anything.
  */
 export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
   const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
@@ -50,7 +62,7 @@ export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
         name: "deliver",
         data: { tries: tries.map((t) => ({ deliveryId: t.deliveryId, attempt: t.attempt })) },
         opts: {
-          jobId: tries.length === 1 ? jobKey(tries[0]!) : `${jobKey(tries[0]!)}-x${tries.length}-${jobKey(tries.at(-1)!)}`,
+          jobId: groupKey(tries),
           ...(delay > 0 ? { delay } : {}),
           removeOnComplete: true,
           // a job that failed for good must not keep its id: the sweeper re-adds the same id
