@@ -36,15 +36,20 @@ export function ulid(now = Date.now()): string {
     out = ALPHABET[time % 32] + out;
     time = Math.floor(time / 32);
   }
-  // 80 bits → 16 characters of 5 bits
-  let bits = 0n;
-  for (const byte of lastRandom) bits = (bits << 8n) | BigInt(byte);
-  let random = "";
-  for (let i = 0; i < 16; i++) {
-    random = ALPHABET[Number(bits & 31n)] + random;
-    bits >>= 5n;
+  // 80 bits → 16 characters of 5 bits, as two halves of 40 bits (exact in a double; no BigInt)
+  return out + base32of40(lastRandom, 0) + base32of40(lastRandom, 5);
+}
+
+/** Bytes `offset`..`offset + 4` (40 bits, big-endian) as 8 base32 characters. */
+function base32of40(bytes: Uint8Array, offset: number): string {
+  let value = 0;
+  for (let i = offset; i < offset + 5; i++) value = value * 256 + bytes[i]!;
+  let out = "";
+  for (let i = 0; i < 8; i++) {
+    out = ALPHABET[value % 32] + out;
+    value = Math.floor(value / 32);
   }
-  return out + random;
+  return out;
 }
 
 export type IdPrefix = "acc" | "key" | "wh" | "evt" | "dlv" | "att" | "err";
