@@ -1,9 +1,10 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "../helpers/app.ts";
-import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
-import { type Responder, startRoutedReceiver, type RoutedReceiver } from "../helpers/receiver.ts";
+import { beforeAll, expect, it } from "vitest";
+import type { TestApp } from "../helpers/app.ts";
+import { describeEachMode } from "../helpers/backends.ts";
+import type { Responder, RoutedReceiver } from "../helpers/receiver.ts";
+import { useDeliverySuite } from "../helpers/suite.ts";
 import { requestsFor, until, waitForRequests } from "../helpers/verify.ts";
 
 const CREATE = `mutation ($url: String!) {
@@ -32,21 +33,13 @@ interface Delivery {
 const TIMEOUT_MS = 500;
 
 describeEachMode("failed attempts", (mode) => {
-  let backend: Backend;
+  const suite = useDeliverySuite(mode, { WEBHOOK_TIMEOUT: `${TIMEOUT_MS}ms` });
   let app: TestApp;
   let receiver: RoutedReceiver;
   let routes: Map<string, Responder>;
 
-  beforeAll(async () => {
-    backend = await createBackend(mode);
-    app = await startTestApp(backend, { WEBHOOK_TIMEOUT: `${TIMEOUT_MS}ms` });
-    receiver = await startRoutedReceiver();
-    routes = receiver.routes;
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await receiver?.close();
-    await backend?.dispose();
+  beforeAll(() => {
+    ({ app, receiver, routes } = suite);
   });
 
   /** A new account whose one webhook points at `url`; publishes one event; returns what is needed to follow it. */

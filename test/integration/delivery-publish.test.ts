@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "../helpers/app.ts";
-import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
-import { type Responder, startRoutedReceiver, type RoutedReceiver } from "../helpers/receiver.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { TestApp } from "../helpers/app.ts";
+import { describeEachMode } from "../helpers/backends.ts";
+import type { Responder, RoutedReceiver } from "../helpers/receiver.ts";
+import { useDeliverySuite } from "../helpers/suite.ts";
 import { requestsFor, until, waitForRequests } from "../helpers/verify.ts";
 
 const CREATE = `mutation ($input: CreateWebhookInput!) { createWebhook(input: $input) { webhook { id } } }`;
@@ -28,22 +29,14 @@ interface DeliveryRow {
 }
 
 describeEachMode("publishing events", (mode) => {
-  let backend: Backend;
+  const suite = useDeliverySuite(mode, { API_RATE_LIMIT: "10000/s" });
   let app: TestApp;
   let receiver: RoutedReceiver;
   let routes: Map<string, Responder>;
   let paths = 0;
 
-  beforeAll(async () => {
-    backend = await createBackend(mode);
-    app = await startTestApp(backend, { API_RATE_LIMIT: "10000/s" });
-    receiver = await startRoutedReceiver();
-    routes = receiver.routes;
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await receiver?.close();
-    await backend?.dispose();
+  beforeAll(() => {
+    ({ app, receiver, routes } = suite);
   });
 
   /** A webhook with its own receiver path (answering 200 unless `responder` says otherwise). */

@@ -1,8 +1,9 @@
 import type { ServerResponse } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "../helpers/app.ts";
-import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
-import { type Responder, startRoutedReceiver, type RoutedReceiver } from "../helpers/receiver.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { TestApp } from "../helpers/app.ts";
+import { describeEachMode } from "../helpers/backends.ts";
+import type { Responder, RoutedReceiver } from "../helpers/receiver.ts";
+import { useDeliverySuite } from "../helpers/suite.ts";
 import { requestsFor, until, waitForRequests } from "../helpers/verify.ts";
 
 const CREATE = `mutation ($url: String!) {
@@ -42,24 +43,15 @@ const answer = (status: number, body: string) => (_req: unknown, _n: number, res
   void res.writeHead(status, { "content-type": "text/plain" }).end(body);
 
 describeEachMode("delivery retries", (mode) => {
-  let backend: Backend;
+  // Attempts held by the receiver below stay well inside the timeout.
+  const suite = useDeliverySuite(mode, { WEBHOOK_TIMEOUT: "5s" });
   let app: TestApp;
   let receiver: RoutedReceiver;
-  /** Each webhook gets its own path on the one receiver, and its own way of answering. */
   let routes: Map<string, Responder>;
   let routeCount = 0;
 
-  beforeAll(async () => {
-    backend = await createBackend(mode);
-    // Attempts held by the receiver below stay well inside the timeout.
-    app = await startTestApp(backend, { WEBHOOK_TIMEOUT: "5s" });
-    receiver = await startRoutedReceiver();
-    routes = receiver.routes;
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await receiver?.close();
-    await backend?.dispose();
+  beforeAll(() => {
+    ({ app, receiver, routes } = suite);
   });
 
   /** A new account with one webhook (agent_created) whose receiver path answers with `responder`. */
