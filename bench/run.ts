@@ -48,7 +48,8 @@ const HELP = `npm run bench -- [options]
   --log-requests <n>       queries timed per size and query shape (default 100, at most 8 s)
   --memory-minutes <m>     run the memory scenario for m minutes (default: 0 = off; --scenario memory = 0.5)
   --memory-rate <n>        events/s of the memory scenario (default 1000)
-  --memory-backends <list> backends of the memory scenario: embedded, redis-postgres (default embedded)
+  --memory-backends <list> backends of the memory scenario: embedded, redis-postgres,
+                           redis-postgres-split (api + worker process) (default embedded)
   --stall-seconds <s>      stop waiting for deliveries after s seconds without progress (default 15)
   --worker-concurrency <n> WORKER_CONCURRENCY of the service (default: the service's)
   --profile <name>         write CPU profiles (node --cpu-prof) of the service in these scenarios
@@ -142,7 +143,7 @@ function readOptions(): Options {
     logQueryRequests: num("log-requests", 100),
     memoryMinutes: num("memory-minutes", 0),
     memoryRate: num("memory-rate", 1000),
-    memoryBackends: list(values["memory-backends"] ? [values["memory-backends"]] : ["embedded"]) as BackendKind[],
+    memoryBackends: list(values["memory-backends"] ? [values["memory-backends"]] : ["embedded"]),
     stallSeconds: num("stall-seconds", 15),
     workerConcurrency: values["worker-concurrency"] ? num("worker-concurrency", 100) : null,
     profile: list(values.profile),

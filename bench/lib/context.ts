@@ -33,7 +33,8 @@ export interface Options {
   memoryMinutes: number;
   memoryRate: number;
   /** Backends the memory scenario runs on ("memory" = embedded, "memory-redis-postgres"). */
-  memoryBackends: BackendKind[];
+  /** embedded, redis-postgres, postgres, or one of them + `-split` (api and worker processes) */
+  memoryBackends: string[];
   /** Stop waiting for deliveries when nothing arrived for this long. */
   stallSeconds: number;
   /** Write a CPU profile of the service processes of these scenarios (prefix match). */

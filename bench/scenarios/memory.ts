@@ -2,7 +2,7 @@ import type { Ctx } from "../lib/context.ts";
 import { pacedLoop, pool } from "../lib/http.ts";
 import { deliveryFields, publishOnce, warmUp } from "../lib/publish.ts";
 import { summarizeProfiles } from "../lib/profile.ts";
-import { createAccount, createWebhooks, startService, type BackendKind } from "../lib/service.ts";
+import { createAccount, createWebhooks, startService, type BackendKind, type Service } from "../lib/service.ts";
 import { nowMs } from "../lib/stats.ts";
 
 const MB = 1024 * 1024;
@@ -10,21 +10,34 @@ const MB = 1024 * 1024;
 /**
  * Service RSS and publish -> receipt latency over a sustained run: `--memory-rate` events/s
  * (default 1,000) to an account with one webhook for `--memory-minutes` (default 0.5 when the
- * scenario is named), on a fresh service of each `--memory-backends`; RSS sampled every second,
- * then the backlog is given time to drain.
+ * scenario is named), on a fresh service of each `--memory-backends` (`redis-postgres-split`: one
+ * api and one worker process; RSS is then their sum); RSS sampled every second, then the backlog is
+ * given time to drain.
  */
 export async function memory(ctx: Ctx): Promise<void> {
-  if (ctx.opts.noRedis) return sustained(ctx, "embedded");
-  for (const kind of ctx.opts.memoryBackends) await sustained(ctx, kind);
+  if (ctx.opts.noRedis) return sustained(ctx, "embedded", false);
+  for (const name of ctx.opts.memoryBackends) {
+    const split = name.endsWith("-split");
+    await sustained(ctx, name.replace(/-split$/, "") as BackendKind, split);
+  }
 }
 
-async function sustained(ctx: Ctx, kind: BackendKind): Promise<void> {
+async function sustained(ctx: Ctx, kind: BackendKind, split: boolean): Promise<void> {
   const { opts, receiver } = ctx;
-  const scenario = kind === "embedded" ? "memory" : `memory-${kind}`;
+  const scenario = kind === "embedded" ? "memory" : `memory-${kind}${split ? "-split" : ""}`;
   const minutes = opts.memoryMinutes > 0 ? opts.memoryMinutes : 0.5;
   const backend = await ctx.freshBackend(kind);
   const extras = ctx.serviceExtras(scenario);
-  const service = await startService({ name: scenario, backend, ...extras });
+  const services: Service[] = [];
+  if (split) {
+    const api = await startService({ name: `${scenario}-api`, backend, role: "api", ...extras });
+    services.push(api);
+    services.push(await startService({ name: `${scenario}-worker`, backend, role: "worker", adminKey: api.adminKey, ...extras }));
+  } else {
+    services.push(await startService({ name: scenario, backend, ...extras }));
+  }
+  const service = services[0]!;
+  const rss = () => services.reduce((sum, s) => sum + (s.child.rss() ?? 0), 0);
   try {
     await warmUp(ctx, service);
     const tag = scenario;
@@ -32,7 +45,7 @@ async function sustained(ctx: Ctx, kind: BackendKind): Promise<void> {
     const webhookIds = await createWebhooks(service, account, [receiver.url(tag, 0)]);
     const client = pool(service.origin, 64);
     const samples: Array<{ t: number; rss: number }> = [];
-    const sample = () => samples.push({ t: nowMs(), rss: service.child.rss() ?? 0 });
+    const sample = () => samples.push({ t: nowMs(), rss: rss() });
     sample();
     const timer = setInterval(sample, 1000);
     const rssStart = samples[0]!.rss;
@@ -56,6 +69,7 @@ async function sustained(ctx: Ctx, kind: BackendKind): Promise<void> {
     ctx.emit({
       scenario,
       backend: kind,
+      processes: services.length,
       ...fields,
       target_events_per_s: opts.memoryRate,
       minutes,
@@ -69,7 +83,7 @@ async function sustained(ctx: Ctx, kind: BackendKind): Promise<void> {
     await client.close();
     await receiver.forget(tag);
   } finally {
-    await service.stop();
+    for (const s of services.reverse()) await s.stop();
     if (extras.nodeFlags) await summarizeProfiles(ctx, scenario);
   }
 }
