@@ -14,7 +14,7 @@ import { createMemoryQueue } from "./delivery/memory-queue.ts";
 import { resumeWebhookDeliveries } from "./delivery/service.ts";
 import { createDeliveryWorker, type DeliveryWorker } from "./delivery/worker.ts";
 import type { Logger } from "./lib/logger.ts";
-import { createInProcessPubSub, createRedisPubSub } from "./pubsub/pubsub.ts";
+import { createInProcessPubSub, createRedisPubSub, topics, type KeyRevokedMessage } from "./pubsub/pubsub.ts";
 import { createDestinationGuard, createLiteralGuard, guardedLookup, type LookupAll } from "./delivery/ssrf.ts";
 
 export interface AppHandle {
@@ -94,6 +94,16 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       pubsub,
       queue,
     };
+    if (config.ROLE !== "worker") {
+      // revocations announced by any process (this one's own arrive too; handling one twice is harmless)
+      const revocations = pubsub.subscribe<KeyRevokedMessage>(topics.keysRevoked());
+      void (async () => {
+        for await (const message of revocations) {
+          if (typeof message?.keyId === "string") app.auth.revoked(message.keyId);
+        }
+      })().catch((error: unknown) => log.warn({ err: error }, "stopped listening for key revocations"));
+      closers.push(async () => void (await revocations.return?.()));
+    }
     app.onWebhookReactivated = async (webhook) => {
       const count = await resumeWebhookDeliveries(app, webhook.id);
       if (count > 0) log.info({ webhookId: webhook.id, count }, "webhook active again; resuming its deliveries");

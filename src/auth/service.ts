@@ -1,8 +1,10 @@
+import type { App } from "../context.ts";
 import type { Db } from "../db/client.ts";
 import type { Account, ApiKey } from "../generated/prisma/client.ts";
 import { badInput, forbidden, notFound } from "../lib/errors.ts";
 import { newId } from "../lib/ids.ts";
 import { generateApiKey, hashApiKey, keyPrefix } from "./keys.ts";
+import { topics, type KeyRevokedMessage } from "../pubsub/pubsub.ts";
 import type { Viewer } from "./viewer.ts";
 
 const MAX_NAME_LENGTH = 200;
@@ -62,6 +64,20 @@ export async function revokeApiKey(db: Db, viewer: Viewer, id: string): Promise<
   if (key.admin && !viewer.admin) throw forbidden("only the admin key may revoke an admin key");
   if (key.revokedAt) return key;
   return db.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+}
+
+/**
+ * After a key is revoked: this process forgets it at once; every other API process hears it over
+ * pub/sub (each closes the WebSockets the key opened). If the message is lost, the others' key
+ * caches still expire within seconds and their WebSocket servers re-check open connections' keys
+ * periodically.
+ */
+export async function announceRevocation(app: App, keyId: string): Promise<void> {
+  app.auth.revoked(keyId);
+  const message: KeyRevokedMessage = { keyId };
+  await app.pubsub.publish(topics.keysRevoked(), message).catch((error: unknown) => {
+    app.log.warn({ err: error, keyId }, "could not announce a key revocation to other processes");
+  });
 }
 
 /**

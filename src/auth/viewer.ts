@@ -11,6 +11,9 @@ export interface Viewer {
   accountId: string | null;
 }
 
+/** The key id of the key from ADMIN_API_KEY (not stored, never revoked). */
+export const ENV_ADMIN_KEY_ID = "admin:env";
+
 /** Header (HTTP) or `connection_init` field (WebSocket) with which the admin key acts for an account. */
 export const ACT_AS_HEADER = "x-account-id";
 
@@ -36,13 +39,19 @@ export interface Authenticator {
    * a missing, unknown or revoked key.
    */
   authenticate(authorization: string | null | undefined, actAs?: string | null): Promise<Viewer>;
-  /** Drops cached key lookups (after a key is revoked). */
-  forget(): void;
+  /**
+   * A key was revoked (here or, through pub/sub, in another process): drops the cached lookups
+   * and tells the listeners (the WebSocket server closes the connections the key opened).
+   */
+  revoked(keyId: string): void;
+  /** Calls `listener` with the id of every key revoked from now on; returns the unsubscribe. */
+  onRevoked(listener: (keyId: string) => void): () => void;
 }
 
 export function createAuthenticator(deps: { db: Db; adminApiKey?: string | undefined }): Authenticator {
   const lastUsedWritten = new Map<string, number>();
   const cache = new Map<string, { row: { id: string; admin: boolean; accountId: string | null } | null; until: number }>();
+  const revocationListeners = new Set<(keyId: string) => void>();
 
   async function lookup(hash: string) {
     const now = Date.now();
@@ -77,15 +86,20 @@ export function createAuthenticator(deps: { db: Db; adminApiKey?: string | undef
       const key = bearerToken(authorization);
       if (!key) throw unauthenticated(authorization ? "invalid" : "missing");
       if (deps.adminApiKey && safeEqual(key, deps.adminApiKey)) {
-        return actFor({ keyId: "admin:env", admin: true, accountId: null }, actAs);
+        return actFor({ keyId: ENV_ADMIN_KEY_ID, admin: true, accountId: null }, actAs);
       }
       const row = await lookup(hashApiKey(key));
       if (!row) throw unauthenticated("invalid");
       touch(row.id);
       return actFor({ keyId: row.id, admin: row.admin, accountId: row.accountId }, actAs);
     },
-    forget() {
+    revoked(keyId) {
       cache.clear();
+      for (const listener of revocationListeners) listener(keyId);
+    },
+    onRevoked(listener) {
+      revocationListeners.add(listener);
+      return () => revocationListeners.delete(listener);
     },
   };
 }

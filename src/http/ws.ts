@@ -1,22 +1,58 @@
 import type { Server } from "node:http";
 import { useServer } from "graphql-ws/use/ws";
 import { GraphQLError, type ExecutionArgs } from "graphql";
-import { WebSocketServer } from "ws";
-import type { Viewer } from "../auth/viewer.ts";
+import { WebSocketServer, type WebSocket } from "ws";
+import { ENV_ADMIN_KEY_ID, type Viewer } from "../auth/viewer.ts";
 import type { App } from "../context.ts";
 import type { Yoga } from "./yoga.ts";
 
 type Extra = {
   viewer?: Viewer;
+  socket: WebSocket;
 };
+
+/** Close code and reason for a connection whose key was revoked (graphql-ws's "Forbidden"). */
+export const REVOKED_CLOSE = { code: 4403, reason: "Forbidden: API key revoked" } as const;
+/** How often the keys of open connections are checked against the database (a lost revocation message). */
+const KEY_RECHECK_MS = 30_000;
 
 /**
  * graphql-ws on the same path as GraphQL over HTTP. The key arrives in `connection_init`
- * (`{"authorization": "Bearer …"}`); a bad key closes the socket with 4403. Operations run
- * through yoga's envelop, so the same plugins and limits apply as over HTTP.
+ * (`{"authorization": "Bearer …"}`); a bad key closes the socket with 4403, and so does revoking
+ * the key of an open connection (announced over pub/sub, and re-checked every 30 s in case an
+ * announcement is lost). Operations run through yoga's envelop, so the same plugins and limits
+ * apply as over HTTP.
  */
 export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { close(): Promise<void> } {
   const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
+  /** Open, authenticated connections by the id of the key that opened them. */
+  const byKey = new Map<string, Set<WebSocket>>();
+  const track = (keyId: string, socket: WebSocket) => {
+    let sockets = byKey.get(keyId);
+    if (!sockets) byKey.set(keyId, (sockets = new Set()));
+    sockets.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      if (sockets.size === 0 && byKey.get(keyId) === sockets) byKey.delete(keyId);
+    });
+  };
+  const closeKey = (keyId: string) => {
+    const sockets = byKey.get(keyId);
+    if (!sockets) return;
+    byKey.delete(keyId);
+    for (const socket of sockets) socket.close(REVOKED_CLOSE.code, REVOKED_CLOSE.reason);
+    app.log.info({ keyId, connections: sockets.size }, "closed the WebSocket connections of a revoked key");
+  };
+  const stopListening = app.auth.onRevoked(closeKey);
+  const recheck = setInterval(() => {
+    const ids = [...byKey.keys()].filter((id) => id !== ENV_ADMIN_KEY_ID);
+    if (ids.length === 0) return;
+    app.db.apiKey
+      .findMany({ where: { id: { in: ids }, revokedAt: { not: null } }, select: { id: true } })
+      .then((revoked) => revoked.forEach((key) => closeKey(key.id)))
+      .catch((error: unknown) => app.log.warn({ err: error }, "could not re-check the keys of WebSocket connections"));
+  }, KEY_RECHECK_MS);
+  recheck.unref();
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
@@ -26,10 +62,12 @@ export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { clo
         const authorization = params.authorization ?? params.Authorization;
         const actAs = params.accountId ?? params["x-account-id"];
         try {
-          ctx.extra.viewer = await app.auth.authenticate(
+          const viewer = await app.auth.authenticate(
             typeof authorization === "string" ? authorization : undefined,
             typeof actAs === "string" ? actAs : undefined,
           );
+          ctx.extra.viewer = viewer;
+          track(viewer.keyId, ctx.extra.socket);
           return true;
         } catch {
           return false;
@@ -67,6 +105,8 @@ export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { clo
   );
   return {
     async close() {
+      stopListening();
+      clearInterval(recheck);
       await disposable.dispose();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },

@@ -46,4 +46,10 @@ export function createRedisPubSub(redisUrl: string, prefix: string): PubSub {
 export const topics = {
   events: (accountId: string) => `events.${accountId}`,
   deliveries: (accountId: string) => `deliveries.${accountId}`,
+  /** `{ keyId }` of every API key revoked: every API process forgets it and closes its WebSockets. */
+  keysRevoked: () => "keys.revoked",
 };
+
+export interface KeyRevokedMessage {
+  keyId: string;
+}

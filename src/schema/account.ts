@@ -1,4 +1,4 @@
-import { createAccount, createApiKey, revokeApiKey } from "../auth/service.ts";
+import { announceRevocation, createAccount, createApiKey, revokeApiKey } from "../auth/service.ts";
 import type { Account, ApiKey } from "../generated/prisma/client.ts";
 import { notFound } from "../lib/errors.ts";
 import { accountOf, builder } from "./builder.ts";
@@ -77,7 +77,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, ctx) => {
       const key = await revokeApiKey(ctx.app.db, ctx.viewer, args.id.toString());
-      ctx.app.auth.forget();
+      await announceRevocation(ctx.app, key.id);
       return key;
     },
   }),

@@ -3,6 +3,7 @@ import { retryDelivery } from "../delivery/service.ts";
 import { topics } from "../pubsub/pubsub.ts";
 import { accountOf, builder } from "./builder.ts";
 import { DeliveryStatusEnum, EventTypeEnum } from "./enums.ts";
+import { liveTopic } from "./live.ts";
 
 export const DeliveryAttemptRef = builder.prismaObject("DeliveryAttempt", {
   fields: (t) => ({
@@ -121,17 +122,12 @@ builder.subscriptionField("deliveryUpdated", (t) =>
     args: { webhookId: t.arg.id() },
     subscribe: async function* (_root, args, ctx) {
       const webhookId = args.webhookId?.toString();
-      const iterator = ctx.app.pubsub.subscribe<DeliveryBatchMessage | DeliveryMessage>(topics.deliveries(accountOf(ctx)));
-      try {
-        for await (const batch of iterator) {
-          // a worker of the previous release publishes one delivery per message
-          const messages = "deliveries" in batch && Array.isArray(batch.deliveries) ? batch.deliveries : [batch as DeliveryMessage];
-          for (const message of messages) {
-            if (!webhookId || message.webhookId === webhookId) yield message;
-          }
+      for await (const batch of liveTopic<DeliveryBatchMessage | DeliveryMessage>(ctx, topics.deliveries(accountOf(ctx)))) {
+        // a worker of the previous release publishes one delivery per message
+        const messages = "deliveries" in batch && Array.isArray(batch.deliveries) ? batch.deliveries : [batch as DeliveryMessage];
+        for (const message of messages) {
+          if (!webhookId || message.webhookId === webhookId) yield message;
         }
-      } finally {
-        await iterator.return?.();
       }
     },
     resolve: (message: DeliveryMessage) => ({

@@ -3,6 +3,7 @@ import { publishEvent } from "../events/publish.ts";
 import { topics } from "../pubsub/pubsub.ts";
 import { accountOf, builder } from "./builder.ts";
 import { EventTypeEnum } from "./enums.ts";
+import { liveTopic } from "./live.ts";
 
 export const EventRef = builder.prismaObject("Event", {
   fields: (t) => ({
@@ -77,13 +78,8 @@ builder.subscriptionField("events", (t) =>
     args: { types: t.arg({ type: [EventTypeEnum] }) },
     subscribe: async function* (_root, args, ctx) {
       const wanted = args.types && args.types.length > 0 ? new Set<string>(args.types) : undefined;
-      const iterator = ctx.app.pubsub.subscribe<EventMessage>(topics.events(accountOf(ctx)));
-      try {
-        for await (const message of iterator) {
-          if (!wanted || wanted.has(message.type)) yield message;
-        }
-      } finally {
-        await iterator.return?.();
+      for await (const message of liveTopic<EventMessage>(ctx, topics.events(accountOf(ctx)))) {
+        if (!wanted || wanted.has(message.type)) yield message;
       }
     },
     resolve: (message: EventMessage) => ({

@@ -1,6 +1,9 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
 import { createBackend, describeEachMode, type Backend } from "../helpers/backends.ts";
+import { connectSubscriptions, untilLive } from "../helpers/subscriptions.ts";
+import { until } from "../helpers/verify.ts";
 import { connectionOutcome, connectWs } from "../helpers/ws.ts";
 
 /** Many requests with one key in quick succession: the API rate limit is not under test here. */
@@ -15,6 +18,9 @@ const CREATE_API_KEY = `mutation ($accountId: ID, $name: String) {
   createApiKey(accountId: $accountId, name: $name) { apiKey key { id accountId prefix } }
 }`;
 const REVOKE_API_KEY = `mutation ($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }`;
+const PUBLISH = `mutation ($name: String!) {
+  publishEvent(input: { type: agent_created, data: { agent_id: "a1", name: $name, created_by: "u1" } }) { id }
+}`;
 
 describeEachMode("authentication and authorization", (mode) => {
   let backend: Backend;
@@ -202,6 +208,79 @@ describeEachMode("authentication and authorization", (mode) => {
       await app.gql(a.apiKey, REVOKE_API_KEY, { id: key.id });
       const outcome = await connectionOutcome(app.wsUrl, { authorization: `Bearer ${apiKey}` });
       expect(outcome).toMatchObject({ connected: false, code: 4403 });
+    });
+
+    it("closes the open connections of a key when it is revoked, and only those", async () => {
+      const created = await app.gql(a.apiKey, CREATE_API_KEY, { name: "ws revoked while open" });
+      const { apiKey, key } = created.data.createApiKey;
+      const doomed = connectSubscriptions(app.wsUrl, apiKey);
+      const bystander = connectSubscriptions(app.wsUrl, a.apiKey);
+      try {
+        const publish = async (name: string) => {
+          const result = await app.gql(a.apiKey, PUBLISH, { name });
+          expect(result.errors).toBeUndefined();
+          return result.data.publishEvent.id as string;
+        };
+        const doomedEvents = doomed.subscribe<{ id: string }>(`subscription { events { id } }`);
+        const bystanderEvents = bystander.subscribe<{ id: string }>(`subscription { events { id } }`);
+        for (const events of [doomedEvents, bystanderEvents]) {
+          await untilLive(events, async () => {
+            const id = await publish("probe");
+            return (item) => item.id === id;
+          });
+        }
+        let closed: { code: number; reason: string } | undefined;
+        doomed.client.on("closed", (event) => void (closed = event as { code: number; reason: string }));
+
+        const revoked = await app.gql(a.apiKey, REVOKE_API_KEY, { id: key.id });
+        expect(revoked.errors).toBeUndefined();
+        // at once, not at the periodic re-check (30 s)
+        const close = await until(() => closed, { timeoutMs: 5_000, what: "the revoked key's connection to close" });
+        expect(close).toMatchObject({ code: 4403, reason: "Forbidden: API key revoked" });
+        await until(async () => doomedEvents.ended || undefined);
+
+        // The other key's connection goes on streaming.
+        const after = await publish("after the revocation");
+        expect(await bystanderEvents.waitFor((item) => item.id === after)).toEqual({ id: after });
+        expect(bystanderEvents.ended).toBe(false);
+        expect(doomedEvents.items.some((item) => item.id === after)).toBe(false);
+      } finally {
+        await doomed.dispose();
+        await bystander.dispose();
+      }
+    });
+
+    it("ends a subscription over Server-Sent Events with UNAUTHENTICATED when its key is revoked", async () => {
+      const created = await app.gql(a.apiKey, CREATE_API_KEY, { name: "sse revoked while open" });
+      const { apiKey, key } = created.data.createApiKey;
+      const response = await fetch(app.url, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, accept: "text/event-stream", "content-type": "application/json" },
+        body: JSON.stringify({ query: "subscription { events { id } }" }),
+      });
+      expect(response.status).toBe(200);
+      // everything the stream sends, read as it comes
+      let text = "";
+      let ended = false;
+      const pump = (async () => {
+        const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += chunk.value;
+        ended = true;
+      })();
+      // the stream is live once an event published now arrives on it
+      const eventId = await until(async () => {
+        const published = await app.gql(a.apiKey, PUBLISH, { name: "sse probe" });
+        const id = published.data.publishEvent.id as string;
+        await sleep(200);
+        return text.includes(id) ? id : undefined;
+      });
+      expect(text).toContain(`"events":{"id":"${eventId}"}`);
+
+      expect((await app.gql(a.apiKey, REVOKE_API_KEY, { id: key.id })).errors).toBeUndefined();
+      await until(() => ended, { timeoutMs: 5_000, what: "the event stream to end", describe: () => text });
+      await pump;
+      expect(text).toContain(`"errors":[{"message":"API key revoked","extensions":{"code":"UNAUTHENTICATED"}}]`);
+      expect(text.trimEnd()).toMatch(/event: complete\ndata:$/);
     });
 
     it("runs a query for a good key", async () => {

@@ -129,6 +129,44 @@ suite(`two API processes and a worker process on one PostgreSQL and one Redis${r
     expect(receiver.requests.filter((r) => r.headers["webhook-id"] === event.id)).toHaveLength(1);
   });
 
+  it("revoking a key through API 2 closes its WebSocket on API 1 at once and refuses it there", async () => {
+    const account = await gqlAt(api1.url, adminKey, `mutation { createAccount(name: "Revocation") { account { id } apiKey } }`);
+    expect(account.errors).toBeUndefined();
+    const apiKey = account.data.createAccount.apiKey as string;
+    const created = await gqlAt(api1.url, apiKey, `mutation { createApiKey(name: "to revoke") { apiKey key { id } } }`);
+    expect(created.errors).toBeUndefined();
+    const doomedKey = created.data.createApiKey.apiKey as string;
+    // API 1 has looked the key up (and caches the lookup) before the revocation
+    expect((await gqlAt(api1.url, doomedKey, `{ viewer { id } }`)).errors).toBeUndefined();
+
+    const client = connectSubscriptions(api1.wsUrl, doomedKey);
+    try {
+      const events = client.subscribe<{ id: string }>(`subscription { events { id } }`);
+      await untilLive(events, async () => {
+        const probe = await gqlAt(
+          api1.url,
+          apiKey,
+          `mutation { publishEvent(input: { type: agent_created, data: { agent_id: "a1", name: "probe", created_by: "u1" } }) { id } }`,
+        );
+        return (item) => item.id === probe.data.publishEvent.id;
+      });
+      let closed: { code: number; reason: string } | undefined;
+      client.client.on("closed", (event) => void (closed = event as { code: number; reason: string }));
+
+      const revoked = await gqlAt(api2.url, apiKey, `mutation ($id: ID!) { revokeApiKey(id: $id) { id } }`, {
+        id: created.data.createApiKey.key.id,
+      });
+      expect(revoked.errors).toBeUndefined();
+      const close = await until(() => closed, { timeoutMs: 5_000, what: "API 1 to close the revoked key's connection" });
+      expect(close).toMatchObject({ code: 4403, reason: "Forbidden: API key revoked" });
+      // and API 1 no longer answers the key from its cache
+      const refused = await gqlAt(api1.url, doomedKey, `{ viewer { id } }`);
+      expect(refused.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it("SIGTERM stops each process with exit code 0 within a few seconds", async () => {
     // api1 still has a WebSocket subscriber connected.
     for (const process of [api1, api2, worker]) {
