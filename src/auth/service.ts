@@ -3,8 +3,8 @@ import type { Db } from "../db/client.ts";
 import type { Account, ApiKey } from "../generated/prisma/client.ts";
 import { badInput, forbidden, notFound } from "../lib/errors.ts";
 import { newId } from "../lib/ids.ts";
-import { generateApiKey, hashApiKey, keyPrefix } from "./keys.ts";
 import { topics, type KeyRevokedMessage } from "../pubsub/pubsub.ts";
+import { generateApiKey, hashApiKey, keyPrefix } from "./keys.ts";
 import type { Viewer } from "./viewer.ts";
 
 const MAX_NAME_LENGTH = 200;

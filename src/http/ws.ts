@@ -28,6 +28,7 @@ export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { clo
   /** Open, authenticated connections by the id of the key that opened them. */
   const byKey = new Map<string, Set<WebSocket>>();
   const track = (keyId: string, socket: WebSocket) => {
+    if (socket.readyState !== socket.OPEN) return; // closed while authenticating: nothing to revoke
     let sockets = byKey.get(keyId);
     if (!sockets) byKey.set(keyId, (sockets = new Set()));
     sockets.add(socket);
