@@ -13,15 +13,13 @@ type Extra = {
 
 /** Close code and reason for a connection whose key was revoked (graphql-ws's "Forbidden"). */
 export const REVOKED_CLOSE = { code: 4403, reason: "Forbidden: API key revoked" } as const;
-/** How often the keys of open connections are checked against the database (a lost revocation message). */
-const KEY_RECHECK_MS = 30_000;
 
 /**
  * graphql-ws on the same path as GraphQL over HTTP. The key arrives in `connection_init`
  * (`{"authorization": "Bearer …"}`); a bad key closes the socket with 4403, and so does revoking
- * the key of an open connection (announced over pub/sub, and re-checked every 30 s in case an
- * announcement is lost). Operations run through yoga's envelop, so the same plugins and limits
- * apply as over HTTP.
+ * the key of an open connection (announced over pub/sub, and re-checked every
+ * WS_KEY_RECHECK_INTERVAL in case an announcement is lost). Operations run through yoga's
+ * envelop, so the same plugins and limits apply as over HTTP.
  */
 export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { close(): Promise<void> } {
   const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
@@ -52,7 +50,7 @@ export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { clo
       .findMany({ where: { id: { in: ids }, revokedAt: { not: null } }, select: { id: true } })
       .then((revoked) => revoked.forEach((key) => closeKey(key.id)))
       .catch((error: unknown) => app.log.warn({ err: error }, "could not re-check the keys of WebSocket connections"));
-  }, KEY_RECHECK_MS);
+  }, app.config.WS_KEY_RECHECK_INTERVAL);
   recheck.unref();
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {

@@ -250,6 +250,36 @@ describeEachMode("authentication and authorization", (mode) => {
       }
     });
 
+    it("closes a connection whose key was revoked without an announcement, at the periodic re-check", async () => {
+      // a second service on a database of its own, re-checking every 200 ms; the key is revoked
+      // in the database directly, as if the pub/sub announcement had been lost
+      const quietBackend = await createBackend(mode);
+      const quiet = await startTestApp(quietBackend, { ...APP_ENV, WS_KEY_RECHECK_INTERVAL: "200ms" });
+      try {
+        const account = await quiet.createAccount("Re-checked");
+        const created = await quiet.gql(account.apiKey, CREATE_API_KEY, { name: "revoked behind its back" });
+        const { apiKey, key } = created.data.createApiKey;
+        const ws = connectWs(quiet.wsUrl, { authorization: `Bearer ${apiKey}` }, { lazy: false });
+        const kept = connectWs(quiet.wsUrl, { authorization: `Bearer ${account.apiKey}` }, { lazy: false });
+        try {
+          await until(() => ws.connects === 1 && kept.connects === 1, { what: "both connections to be acknowledged" });
+          await quiet.handle.app.db.apiKey.update({ where: { id: key.id }, data: { revokedAt: new Date() } });
+          const close = await until(() => ws.closes[0], { timeoutMs: 5_000, what: "the re-check to close the connection" });
+          expect(close).toEqual({ code: 4403, reason: "Forbidden: API key revoked" });
+          // the other key's connection stays open and answers
+          const outcome = await kept.run(VIEWER);
+          expect(outcome.closed).toBeUndefined();
+          expect(outcome.results).toEqual([{ data: { viewer: { id: account.accountId, name: "Re-checked" } } }]);
+        } finally {
+          await ws.dispose();
+          await kept.dispose();
+        }
+      } finally {
+        await quiet.stop();
+        await quietBackend.dispose();
+      }
+    });
+
     it("ends a subscription over Server-Sent Events with UNAUTHENTICATED when its key is revoked", async () => {
       const created = await app.gql(a.apiKey, CREATE_API_KEY, { name: "sse revoked while open" });
       const { apiKey, key } = created.data.createApiKey;
