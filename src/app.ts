@@ -134,7 +134,11 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
           sender,
           guard: createLiteralGuard({ allowPrivate: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS }),
         },
-        { concurrency: config.WORKER_CONCURRENCY, sweepIntervalMs: config.WEBHOOK_SWEEP_INTERVAL },
+        {
+          concurrency: config.WORKER_CONCURRENCY,
+          maxPerWebhook: config.WEBHOOK_MAX_IN_FLIGHT,
+          sweepIntervalMs: config.WEBHOOK_SWEEP_INTERVAL,
+        },
       );
     }
 

@@ -82,6 +82,11 @@ const schema = z.object({
     }),
   /** Deliveries one worker process attempts at the same time. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(500),
+  /**
+   * Requests one worker process has open at the same time to one webhook; its further deliveries
+   * wait, unclaimed, without taking a worker slot, so one slow endpoint cannot hold every slot.
+   */
+  WEBHOOK_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(100),
   /** How often a worker looks for pending deliveries that no queue holds (after a crash or a Redis flush). */
   WEBHOOK_SWEEP_INTERVAL: duration.default(5_000).pipe(z.number().int().positive("must be more than 0")),
   /**

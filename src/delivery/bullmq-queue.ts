@@ -16,7 +16,7 @@ const QUEUE_NAME = "deliveries";
 /** Tries enqueued together with the same delay travel as one BullMQ job of at most this many. */
 const TRIES_PER_JOB = 100;
 
-type JobData = { tries: Array<Pick<DeliveryJob, "deliveryId" | "attempt">> };
+type JobData = { tries: Array<Pick<DeliveryJob, "deliveryId" | "attempt" | "webhookId">> };
 
 /**
  * A job's id names exactly its tries: one try is its own key; a group is its first key, its size
@@ -60,7 +60,9 @@ export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
     const bulk = [...byDelay].flatMap(([delay, group]) =>
       chunks(group, TRIES_PER_JOB).map((tries) => ({
         name: "deliver",
-        data: { tries: tries.map((t) => ({ deliveryId: t.deliveryId, attempt: t.attempt })) },
+        data: {
+          tries: tries.map((t) => ({ deliveryId: t.deliveryId, attempt: t.attempt, ...(t.webhookId ? { webhookId: t.webhookId } : {}) })),
+        },
         opts: {
           jobId: groupKey(tries),
           ...(delay > 0 ? { delay } : {}),

@@ -5,6 +5,8 @@
 export interface DeliveryJob {
   deliveryId: string;
   attempt: number;
+  /** The delivery's webhook, when the enqueuer knows it: the worker caps attempts per webhook before claiming. */
+  webhookId?: string;
   /** Wait this long before the job becomes runnable. */
   delayMs?: number;
 }

@@ -38,7 +38,7 @@ export async function retryDelivery<Q extends object>(
   });
   if (count === 0) throw badInput(`delivery ${id} is no longer failed`, "id");
   const delivery = await deps.db.delivery.findUniqueOrThrow({ ...query, where: { id } });
-  await Promise.all([announce(deps, delivery), deps.queue.enqueue([{ deliveryId: id, attempt: delivery.attemptCount }])]);
+  await Promise.all([announce(deps, delivery), deps.queue.enqueue([{ deliveryId: id, webhookId: delivery.webhookId, attempt: delivery.attemptCount }])]);
   return delivery;
 }
 
@@ -53,6 +53,7 @@ export async function resumeWebhookDeliveries(deps: DeliveryServiceDeps, webhook
   await deps.queue.enqueue(
     pending.map((d) => ({
       deliveryId: d.id,
+      webhookId,
       attempt: d.attemptCount,
       delayMs: Math.max(0, (d.nextAttemptAt?.getTime() ?? now) - now),
     })),

@@ -10,6 +10,7 @@ import type { DestinationGuard } from "../webhooks/validation.ts";
 import { deliveryMessage, type DeliveryBatchMessage, type DeliveryMessage } from "./messages.ts";
 import type { AttemptResult, Sender } from "./http.ts";
 import type { DeliveryJob, DeliveryQueue } from "./queue.ts";
+import { jobKey } from "./queue.ts";
 import { classify } from "./retry.ts";
 import { signatureHeaders, webhookBody } from "./signing.ts";
 
@@ -28,6 +29,8 @@ export interface WorkerDeps {
 
 export interface WorkerOptions {
   concurrency: number;
+  /** Attempts to one webhook at a time; the webhook's further tries wait here, unclaimed. */
+  maxPerWebhook: number;
   /** How often the sweeper looks for pending deliveries that no queue holds. */
   sweepIntervalMs: number;
 }
@@ -72,6 +75,8 @@ const printable = (text: string | null) => (text === null ? null : text.replaceA
 /** A job may run this early (timers and Redis promotion are not exact). */
 const DUE_TOLERANCE_MS = 250;
 const SWEEP_BATCH = 5_000;
+/** Tries of one webhook kept waiting in memory at most; beyond that the sweeper finds them later. */
+const MAX_WAITING_PER_WEBHOOK = 10_000;
 
 /**
  * The delivery worker: claims a delivery with a lease (so two workers never attempt it at once),
@@ -231,11 +236,80 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     return sender.send(delivery.url, signatureHeaders(delivery, delivery.eventId, body), body);
   }
 
-  async function handle(job: DeliveryJob): Promise<void> {
+  const limit = createLimit(options.concurrency);
+  /** Per webhook: tries admitted and not yet answered (waiting for a slot, claiming or sending). */
+  const admitted = new Map<string, number>();
+  /** Per webhook at its cap: tries set aside, oldest first (unclaimed; they hold no slot). */
+  const waiting = new Map<string, DeliveryJob[]>();
+  const waitingKeys = new Set<string>();
+  /** Set-aside tries started when a slot of their webhook freed up (awaited by stop()). */
+  const started = new Set<Promise<void>>();
+
+  function run(job: DeliveryJob, sent?: () => void): Promise<void> {
+    return limit(() => handle(job, sent)).catch((error: unknown) => {
+      log.error({ err: error, deliveryId: job.deliveryId }, "delivery attempt could not be recorded");
+      throw error;
+    });
+  }
+
+  function admit(job: DeliveryJob): Promise<void> {
+    const webhookId = job.webhookId;
+    if (!webhookId) return run(job);
+    admitted.set(webhookId, (admitted.get(webhookId) ?? 0) + 1);
+    let released = false;
+    // the endpoint's share ends with its answer; writing the record still holds the worker slot
+    const done = () => {
+      if (released) return;
+      released = true;
+      release(webhookId);
+    };
+    return run(job, done).finally(done);
+  }
+
+  /** One try of the webhook was answered (or ended): the oldest of its set-aside tries takes its place. */
+  function release(webhookId: string): void {
+    const left = admitted.get(webhookId)! - 1;
+    if (left > 0) admitted.set(webhookId, left);
+    else admitted.delete(webhookId);
+    const list = waiting.get(webhookId);
+    if (stopped || !list) return;
+    const next = list.shift()!;
+    if (list.length === 0) waiting.delete(webhookId);
+    waitingKeys.delete(jobKey(next));
+    const task: Promise<void> = admit(next)
+      .catch(() => {}) // logged by run(); the delivery stays pending for the sweeper
+      .finally(() => started.delete(task));
+    started.add(task);
+  }
+
+  /**
+   * The queue's handler. A try of a webhook that already has `maxPerWebhook` tries admitted is
+   * set aside in memory, unclaimed, and the queue's job ends at once: it holds no worker slot, so
+   * a slow or hanging endpoint delays its own deliveries, not everyone's. Set-aside tries start as
+   * the webhook's running ones end; if this process stops first, they are still pending in the
+   * database and the sweeper enqueues them again.
+   */
+  function dispatch(job: DeliveryJob): Promise<void> {
+    const webhookId = job.webhookId;
+    if (!webhookId || (admitted.get(webhookId) ?? 0) < options.maxPerWebhook) return admit(job);
+    const key = jobKey(job);
+    if (waitingKeys.has(key)) return Promise.resolve(); // enqueued again (by the sweeper) while set aside
+    let list = waiting.get(webhookId);
+    if (!list) waiting.set(webhookId, (list = []));
+    if (list.length < MAX_WAITING_PER_WEBHOOK) {
+      list.push(job);
+      waitingKeys.add(key);
+    }
+    return Promise.resolve();
+  }
+
+  /** One try: claim, send, record, schedule the next. `sent` is called once the receiver answered. */
+  async function handle(job: DeliveryJob, sent?: () => void): Promise<void> {
     const delivery = await claim(job.deliveryId);
     if (!delivery) return;
     const startedAt = new Date();
     const result = await attempt(delivery);
+    sent?.();
     const number = delivery.attemptCount + 1;
     const outcome = classify(result, number, schedule);
     const status: AttemptRecord["status"] =
@@ -278,7 +352,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       log.warn({ webhookId: delivery.webhookId, reason: outcome.reason }, "webhook disabled");
     }
     if (outcome.kind === "retry") {
-      await queue.enqueue([{ deliveryId: delivery.id, attempt: number, delayMs: outcome.delayMs }]).catch((error: unknown) => {
+      await queue.enqueue([{ deliveryId: delivery.id, webhookId: delivery.webhookId, attempt: number, delayMs: outcome.delayMs }]).catch((error: unknown) => {
         log.warn({ err: error, deliveryId: delivery.id }, "could not enqueue the next try; the sweeper will");
       });
     }
@@ -291,8 +365,8 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
    * per sweep, and after an outage up to SWEEP_BATCH rows read per backlogged webhook.
    */
   async function sweep(graceMs: number): Promise<number> {
-    const rows = await db.$queryRaw<Array<{ id: string; attemptCount: number }>>`
-      SELECT d.id, d."attemptCount" FROM "Webhook" AS w
+    const rows = await db.$queryRaw<Array<{ id: string; webhookId: string; attemptCount: number }>>`
+      SELECT d.id, w.id AS "webhookId", d."attemptCount" FROM "Webhook" AS w
       CROSS JOIN LATERAL (
         SELECT d.id, d."attemptCount", d."nextAttemptAt" FROM "Delivery" AS d
         WHERE d."webhookId" = w.id AND d.status = 'pending'
@@ -305,7 +379,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       ORDER BY d."nextAttemptAt"
       LIMIT ${SWEEP_BATCH}`;
     if (rows.length > 0) {
-      await queue.enqueue(rows.map((r) => ({ deliveryId: r.id, attempt: r.attemptCount })));
+      await queue.enqueue(rows.map((r) => ({ deliveryId: r.id, webhookId: r.webhookId, attempt: r.attemptCount })));
       log.debug({ count: rows.length }, "sweeper re-enqueued deliveries");
     }
     return rows.length;
@@ -326,15 +400,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
     sweep,
     async start(): Promise<void> {
       stopped = false;
-      const limit = createLimit(options.concurrency);
-      await queue.consume(
-        (job) =>
-          limit(() => handle(job)).catch((error: unknown) => {
-            log.error({ err: error, deliveryId: job.deliveryId }, "delivery attempt could not be recorded");
-            throw error;
-          }),
-        options.concurrency,
-      );
+      await queue.consume(dispatch, options.concurrency);
       await sweep(0);
       scheduleSweep();
     },
@@ -343,7 +409,10 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       stopped = true;
       clearTimeout(sweepTimer);
       await sweeping;
+      waiting.clear(); // still pending in the database: the next start's sweep finds them
+      waitingKeys.clear();
       await queue.stopConsuming();
+      await Promise.all(started);
     },
   };
 }

@@ -58,8 +58,8 @@ async function resolveAccount(db: Db, viewer: Viewer, requested: string | null |
  * delivery's id is `dlv_` + the event's ULID + a 6-digit hex counter, so deliveries sort by time
  * like every id. Returns each event's delivery ids, in input order.
  */
-async function insertEvents(sql: Sql, events: NewEvent[]): Promise<string[][]> {
-  const { rows } = await sql.query<{ id: string; eventId: string }>(
+async function insertEvents(sql: Sql, events: NewEvent[]): Promise<NewDelivery[][]> {
+  const { rows } = await sql.query<NewDelivery & { eventId: string }>(
     `WITH input AS (
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
         AS t(id, account_id, type, ts, data, idempotency_key, created_at)
@@ -74,9 +74,9 @@ async function insertEvents(sql: Sql, events: NewEvent[]): Promise<string[][]> {
              w."accountId", w.id, e.id, e.type, 'pending', 0, e."createdAt", e."createdAt", e."createdAt"
       FROM inserted AS e
       JOIN "Webhook" AS w ON w."accountId" = e."accountId" AND w.status = 'active' AND e.type = ANY (w.events)
-      RETURNING id, "eventId"
+      RETURNING id, "webhookId", "eventId"
     )
-    SELECT id, "eventId" FROM deliveries`,
+    SELECT id, "webhookId", "eventId" FROM deliveries`,
     [
       events.map((e) => e.id),
       events.map((e) => e.accountId),
@@ -87,8 +87,8 @@ async function insertEvents(sql: Sql, events: NewEvent[]): Promise<string[][]> {
       events.map((e) => e.createdAt.toISOString()),
     ],
   );
-  const byEvent = new Map<string, string[]>(events.map((e) => [e.id, []]));
-  for (const row of rows) byEvent.get(row.eventId)!.push(row.id);
+  const byEvent = new Map<string, NewDelivery[]>(events.map((e) => [e.id, []]));
+  for (const row of rows) byEvent.get(row.eventId)!.push({ id: row.id, webhookId: row.webhookId });
   return events.map((e) => byEvent.get(e.id)!);
 }
 
@@ -99,11 +99,13 @@ async function insertEvents(sql: Sql, events: NewEvent[]): Promise<string[][]> {
  */
 /** An event about to be stored, with its data's JSON text. */
 type NewEvent = Event & { json: string };
+/** A delivery the insert created. */
+type NewDelivery = { id: string; webhookId: string };
 
-type EventWriter = (event: NewEvent) => Promise<string[] | Error>;
+type EventWriter = (event: NewEvent) => Promise<NewDelivery[] | Error>;
 
 function createEventWriter(sql: Sql): EventWriter {
-  return createBatcher<NewEvent, string[] | Error>(
+  return createBatcher<NewEvent, NewDelivery[] | Error>(
     async (events) => {
       try {
         return await insertEvents(sql, events);
@@ -118,7 +120,7 @@ function createEventWriter(sql: Sql): EventWriter {
 
 const writers = new WeakMap<Sql, EventWriter>();
 
-async function insertEventWithDeliveries(sql: Sql, event: NewEvent): Promise<string[]> {
+async function insertEventWithDeliveries(sql: Sql, event: NewEvent): Promise<NewDelivery[]> {
   let write = writers.get(sql);
   if (!write) {
     write = createEventWriter(sql);
@@ -165,9 +167,9 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
     createdAt: now,
   };
 
-  let deliveryIds: string[];
+  let deliveries: NewDelivery[];
   try {
-    deliveryIds = await insertEventWithDeliveries(deps.sql, { ...event, json });
+    deliveries = await insertEventWithDeliveries(deps.sql, { ...event, json });
   } catch (error) {
     if (idempotencyKey && isPgError(error, "23505")) {
       const existing = await findByIdempotencyKey(deps.db, accountId, idempotencyKey);
@@ -180,7 +182,7 @@ export async function publishEvent(deps: PublishDeps, viewer: Viewer, input: Pub
     deps.pubsub.publish(topics.events(accountId), eventMessage(event)).catch((error: unknown) => {
       deps.log.warn({ err: error, eventId: event.id }, "could not publish an event to subscribers");
     }),
-    deps.queue.enqueue(deliveryIds.map((id) => ({ deliveryId: id, attempt: 0 }))).catch((error: unknown) => {
+    deps.queue.enqueue(deliveries.map((d) => ({ deliveryId: d.id, webhookId: d.webhookId, attempt: 0 }))).catch((error: unknown) => {
       deps.log.warn({ err: error, eventId: event.id }, "could not enqueue deliveries; the sweeper will");
     }),
   ]);

@@ -15,7 +15,8 @@ describeEachMode("many deliveries to one receiver at once", (mode) => {
 
   beforeAll(async () => {
     backend = await createBackend(mode);
-    // WORKER_CONCURRENCY is left at its default (100): as many attempts in flight as events here.
+    // WORKER_CONCURRENCY and WEBHOOK_MAX_IN_FLIGHT keep their defaults (500, 100): as many
+    // attempts in flight as events here.
     app = await startTestApp(backend, { WEBHOOK_TIMEOUT: `${TIMEOUT_MS}ms`, API_RATE_LIMIT: "10000/s" });
     receiver = await startReceiver(async (_req, _n, res) => {
       await new Promise((resolve) => setTimeout(resolve, ANSWER_MS));
