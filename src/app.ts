@@ -5,7 +5,7 @@ import { createAuthenticator } from "./auth/viewer.ts";
 import { emitSystemEvent } from "./events/system.ts";
 import type { Config } from "./config.ts";
 import type { App } from "./context.ts";
-import { createDatabase, createLeasePool } from "./db/client.ts";
+import { createDatabase } from "./db/client.ts";
 import { startEmbeddedPostgres } from "./db/embedded.ts";
 import { applyMigrations } from "./db/migrator.ts";
 import { createBullmqQueue } from "./delivery/bullmq-queue.ts";
@@ -51,12 +51,9 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     const applied = await applyMigrations({ connectionString: databaseUrl, log: (msg) => log.debug(msg) });
     for (const name of applied) log.info({ migration: name }, "applied migration");
     const { prisma: db, sql } = createDatabase(databaseUrl, { max: embedded ? 1 : 10 });
-    // PGlite is one session (and runs without fsync): claims share its one connection
-    const leaseSql = embedded || config.ROLE === "api" ? undefined : createLeasePool(databaseUrl, { max: 4 });
     closers.push(async () => {
       await db.$disconnect();
       await sql.end().catch(() => {});
-      await leaseSql?.end().catch(() => {});
     });
     const generatedAdminKey = await ensureAdminKey(db, config.ADMIN_API_KEY);
 
@@ -127,7 +124,6 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
           config,
           db,
           sql,
-          ...(leaseSql ? { leaseSql } : {}),
           log,
           queue,
           pubsub,

@@ -18,28 +18,6 @@ export function parseDatabaseUrl(connectionString: string): { connectionString: 
   return { connectionString: url.toString(), schema };
 }
 
-function sessionOptions(schema: string | undefined, extra = ""): string {
-  return `-c timezone=UTC${extra}${schema ? ` -c search_path="${schema}"` : ""}`;
-}
-
-/**
- * A small pool for the statements whose commit need not wait for the disk: a worker's lease.
- * Its sessions run with `synchronous_commit = off`, so a claim commits without waiting for the
- * WAL flush (other sessions see the lease at once; only a crash of PostgreSQL itself can lose a
- * lease, and then the delivery is simply attempted again). Events and attempts are never written
- * through it.
- */
-export function createLeasePool(connectionString: string, options: { max: number }): Sql {
-  const parsed = parseDatabaseUrl(connectionString);
-  const pool = new pg.Pool({
-    connectionString: parsed.connectionString,
-    max: options.max,
-    options: sessionOptions(parsed.schema, " -c synchronous_commit=off"),
-  });
-  pool.on("error", () => {});
-  return pool;
-}
-
 /**
  * One pg pool, shared by Prisma (through `@prisma/adapter-pg`) and the hot-path SQL. Sessions run
  * in UTC (Prisma's DateTime columns are timestamps without time zone, holding UTC) and, with
@@ -50,7 +28,7 @@ export function createDatabase(connectionString: string, options: { max: number 
   const sql = new pg.Pool({
     connectionString: parsed.connectionString,
     max: options.max,
-    options: sessionOptions(parsed.schema),
+    options: `-c timezone=UTC${parsed.schema ? ` -c search_path="${parsed.schema}"` : ""}`,
   });
   sql.on("error", () => {}); // an idle client's connection dropped: the pool replaces it
   const prisma = new PrismaClient({ adapter: new PrismaPg(sql, parsed.schema ? { schema: parsed.schema } : undefined) });

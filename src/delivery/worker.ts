@@ -18,8 +18,6 @@ export interface WorkerDeps {
   config: Config;
   db: Db;
   sql: Sql;
-  /** Where claims run: a pool whose commits do not wait for the disk (PostgreSQL), or `sql`. */
-  leaseSql?: Sql;
   log: Logger;
   queue: DeliveryQueue;
   pubsub: PubSub;
@@ -100,7 +98,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
    * it underestimates the pending backlog, which scans every pending delivery per webhook.
    */
   async function claimBatch(ids: string[]): Promise<Array<Claimed | undefined>> {
-    const { rows } = await (deps.leaseSql ?? sql).query<Claimed>(
+    const { rows } = await sql.query<Claimed>(
       `WITH claimable AS MATERIALIZED (
         SELECT c.id FROM unnest($1::text[]) AS wanted(id)
         CROSS JOIN LATERAL (
