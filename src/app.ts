@@ -76,7 +76,12 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       log,
       db,
       sql,
-      auth: createAuthenticator({ db, adminApiKey: config.ADMIN_API_KEY }),
+      auth: createAuthenticator({
+        db,
+        adminApiKey: config.ADMIN_API_KEY,
+        recheckMs: config.API_KEY_RECHECK_INTERVAL,
+        onError: (error, what) => log.warn({ err: error }, what),
+      }),
       limiter: createRateLimiter({
         points: config.API_RATE_LIMIT.points,
         windowMs: config.API_RATE_LIMIT.windowMs,
@@ -94,6 +99,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       pubsub,
       queue,
     };
+    closers.push(async () => app.auth.close());
     if (config.ROLE !== "worker") {
       // revocations announced by any process (this one's own arrive too; handling one twice is harmless)
       const revocations = pubsub.subscribe<KeyRevokedMessage>(topics.keysRevoked());

@@ -90,11 +90,11 @@ const schema = z.object({
   /** How often a worker looks for pending deliveries that no queue holds (after a crash or a Redis flush). */
   WEBHOOK_SWEEP_INTERVAL: duration.default(5_000).pipe(z.number().int().positive("must be more than 0")),
   /**
-   * How often an API process checks the keys of its open WebSocket connections against the
-   * database (a revocation closes them at once when its pub/sub announcement arrives; this catches
-   * one that was lost).
+   * How often an API process checks the keys its open WebSocket connections and subscriptions use
+   * against the database (a revocation ends them at once when its pub/sub announcement arrives;
+   * this catches one that was lost).
    */
-  WS_KEY_RECHECK_INTERVAL: duration.default(30_000).pipe(z.number().int().positive("must be more than 0")),
+  API_KEY_RECHECK_INTERVAL: duration.default(30_000).pipe(z.number().int().positive("must be more than 0")),
   /** Prefix of every Redis key (queue and pub/sub), so deployments can share one Redis. */
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("spawn"),
   /** pino level. */

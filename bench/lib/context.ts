@@ -33,7 +33,7 @@ export interface Options {
   memoryMinutes: number;
   memoryRate: number;
   /** Backends the memory scenario runs on ("memory" = embedded, "memory-redis-postgres"). */
-  /** embedded, redis-postgres, postgres, or one of them + `-split` (api and worker processes) */
+  /** embedded, redis-postgres, or redis-postgres-split (api and worker processes) */
   memoryBackends: string[];
   /** Stop waiting for deliveries when nothing arrived for this long. */
   stallSeconds: number;

@@ -17,8 +17,10 @@ const MB = 1024 * 1024;
 export async function memory(ctx: Ctx): Promise<void> {
   if (ctx.opts.noRedis) return sustained(ctx, "embedded", false);
   for (const name of ctx.opts.memoryBackends) {
-    const split = name.endsWith("-split");
-    await sustained(ctx, name.replace(/-split$/, "") as BackendKind, split);
+    // splitting needs a shared queue: only Redis + PostgreSQL can
+    if (name === "redis-postgres-split") await sustained(ctx, "redis-postgres", true);
+    else if (name === "embedded" || name === "redis-postgres") await sustained(ctx, name, false);
+    else throw new Error(`--memory-backends: unknown backend "${name}" (embedded, redis-postgres, redis-postgres-split)`);
   }
 }
 

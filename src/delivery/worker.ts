@@ -73,6 +73,8 @@ const printable = (text: string | null) => (text === null ? null : text.replaceA
 /** A job may run this early (timers and Redis promotion are not exact). */
 const DUE_TOLERANCE_MS = 250;
 const SWEEP_BATCH = 5_000;
+/** A sweep takes at most this many of one webhook, so one long backlog cannot crowd out the rest. */
+const SWEEP_PER_WEBHOOK = 500;
 /** Tries of one webhook kept waiting in memory at most; beyond that the sweeper finds them later. */
 const MAX_WAITING_PER_WEBHOOK = 10_000;
 
@@ -360,7 +362,8 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
    * Re-enqueues pending, due, unleased deliveries of active webhooks; `graceMs` skips fresh ones.
    * It walks the active webhooks (index on webhook, status, due time), so the deliveries a
    * disabled webhook keeps waiting are never read. The price: one index probe per active webhook
-   * per sweep, and after an outage up to SWEEP_BATCH rows read per backlogged webhook.
+   * per sweep, and after an outage up to SWEEP_PER_WEBHOOK rows read per backlogged webhook (so
+   * a long backlog, e.g. one a slow endpoint's set-aside tries form, leaves room for the others).
    */
   async function sweep(graceMs: number): Promise<number> {
     const rows = await db.$queryRaw<Array<{ id: string; webhookId: string; attemptCount: number }>>`
@@ -371,7 +374,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
           AND d."nextAttemptAt" <= now() - ${graceMs}::int * interval '1 millisecond'
           AND (d."leaseUntil" IS NULL OR d."leaseUntil" < now())
         ORDER BY d."nextAttemptAt"
-        LIMIT ${SWEEP_BATCH}
+        LIMIT ${SWEEP_PER_WEBHOOK}
       ) AS d
       WHERE w.status = 'active'
       ORDER BY d."nextAttemptAt"

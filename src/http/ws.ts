@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import { useServer } from "graphql-ws/use/ws";
 import { GraphQLError, type ExecutionArgs } from "graphql";
 import { WebSocketServer, type WebSocket } from "ws";
-import { ENV_ADMIN_KEY_ID, type Viewer } from "../auth/viewer.ts";
+import type { Viewer } from "../auth/viewer.ts";
 import type { App } from "../context.ts";
 import type { Yoga } from "./yoga.ts";
 
@@ -17,9 +17,9 @@ export const REVOKED_CLOSE = { code: 4403, reason: "Forbidden: API key revoked" 
 /**
  * graphql-ws on the same path as GraphQL over HTTP. The key arrives in `connection_init`
  * (`{"authorization": "Bearer …"}`); a bad key closes the socket with 4403, and so does revoking
- * the key of an open connection (announced over pub/sub, and re-checked every
- * WS_KEY_RECHECK_INTERVAL in case an announcement is lost). Operations run through yoga's
- * envelop, so the same plugins and limits apply as over HTTP.
+ * the key of an open connection (announced over pub/sub; the authenticator also re-checks the
+ * keys in use every API_KEY_RECHECK_INTERVAL, in case an announcement is lost). Operations run
+ * through yoga's envelop, so the same plugins and limits apply as over HTTP.
  */
 export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { close(): Promise<void> } {
   const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
@@ -30,7 +30,9 @@ export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { clo
     let sockets = byKey.get(keyId);
     if (!sockets) byKey.set(keyId, (sockets = new Set()));
     sockets.add(socket);
+    const unwatch = app.auth.watch(keyId);
     socket.once("close", () => {
+      unwatch();
       sockets.delete(socket);
       if (sockets.size === 0 && byKey.get(keyId) === sockets) byKey.delete(keyId);
     });
@@ -43,15 +45,6 @@ export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { clo
     app.log.info({ keyId, connections: sockets.size }, "closed the WebSocket connections of a revoked key");
   };
   const stopListening = app.auth.onRevoked(closeKey);
-  const recheck = setInterval(() => {
-    const ids = [...byKey.keys()].filter((id) => id !== ENV_ADMIN_KEY_ID);
-    if (ids.length === 0) return;
-    app.db.apiKey
-      .findMany({ where: { id: { in: ids }, revokedAt: { not: null } }, select: { id: true } })
-      .then((revoked) => revoked.forEach((key) => closeKey(key.id)))
-      .catch((error: unknown) => app.log.warn({ err: error }, "could not re-check the keys of WebSocket connections"));
-  }, app.config.WS_KEY_RECHECK_INTERVAL);
-  recheck.unref();
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
@@ -105,7 +98,6 @@ export function attachGraphqlWs(httpServer: Server, yoga: Yoga, app: App): { clo
   return {
     async close() {
       stopListening();
-      clearInterval(recheck);
       await disposable.dispose();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },

@@ -171,8 +171,8 @@ describe("a bad value throws a one-line ConfigError naming the variable", () => 
     ["API_RATE_LIMIT", "100/0s"],
     ["WEBHOOK_MAX_IN_FLIGHT", "0"],
     ["WEBHOOK_MAX_IN_FLIGHT", "many"],
-    ["WS_KEY_RECHECK_INTERVAL", "0s"],
-    ["WS_KEY_RECHECK_INTERVAL", "soon"],
+    ["API_KEY_RECHECK_INTERVAL", "0s"],
+    ["API_KEY_RECHECK_INTERVAL", "soon"],
     ["LOG_LEVEL", "verbose"],
     ["ROLE", "api\nworker"],
   ];
