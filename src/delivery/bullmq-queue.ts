@@ -61,7 +61,11 @@ export function createBullmqQueue(options: BullmqQueueOptions): DeliveryQueue {
       chunks(group, TRIES_PER_JOB).map((tries) => ({
         name: "deliver",
         data: {
-          tries: tries.map((t) => ({ deliveryId: t.deliveryId, attempt: t.attempt, ...(t.webhookId ? { webhookId: t.webhookId } : {}) })),
+          tries: tries.map((t) => ({
+            deliveryId: t.deliveryId,
+            attempt: t.attempt,
+            ...(t.webhookId ? { webhookId: t.webhookId } : {}),
+          })),
         },
         opts: {
           jobId: groupKey(tries),

@@ -285,7 +285,7 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
   /**
    * The queue's handler. A try of a webhook that already has `maxPerWebhook` tries admitted is
    * set aside in memory, unclaimed, and the queue's job ends at once: it holds no worker slot, so
-   * a slow or hanging endpoint delays its own deliveries, not everyone's. Set-aside tries start as
+   * a slow or hanging webhook delays its own deliveries, not everyone's. Set-aside tries start as
    * the webhook's running ones end; if this process stops first, they are still pending in the
    * database and the sweeper enqueues them again.
    */
@@ -352,7 +352,8 @@ export function createDeliveryWorker(deps: WorkerDeps, options: WorkerOptions) {
       log.warn({ webhookId: delivery.webhookId, reason: outcome.reason }, "webhook disabled");
     }
     if (outcome.kind === "retry") {
-      await queue.enqueue([{ deliveryId: delivery.id, webhookId: delivery.webhookId, attempt: number, delayMs: outcome.delayMs }]).catch((error: unknown) => {
+      const next = { deliveryId: delivery.id, webhookId: delivery.webhookId, attempt: number, delayMs: outcome.delayMs };
+      await queue.enqueue([next]).catch((error: unknown) => {
         log.warn({ err: error, deliveryId: delivery.id }, "could not enqueue the next try; the sweeper will");
       });
     }

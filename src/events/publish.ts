@@ -56,7 +56,7 @@ async function resolveAccount(db: Db, viewer: Viewer, requested: string | null |
  * Events with their deliveries (one pending delivery per active webhook of the account subscribed
  * to the type) in ONE statement: one round trip, atomic without an interactive transaction. A
  * delivery's id is `dlv_` + the event's ULID + a 6-digit hex counter, so deliveries sort by time
- * like every id. Returns each event's delivery ids, in input order.
+ * like every id. Returns each event's deliveries (id and webhook), in input order.
  */
 async function insertEvents(sql: Sql, events: NewEvent[]): Promise<NewDelivery[][]> {
   const { rows } = await sql.query<NewDelivery & { eventId: string }>(
@@ -92,11 +92,6 @@ async function insertEvents(sql: Sql, events: NewEvent[]): Promise<NewDelivery[]
   return events.map((e) => byEvent.get(e.id)!);
 }
 
-/**
- * Concurrent publishes share a statement (group commit): while one insert is in flight the next
- * ones gather. If a batch fails (an idempotency key taken meanwhile), each event is inserted on its
- * own, so one event's conflict never fails another's publish.
- */
 /** An event about to be stored, with its data's JSON text. */
 type NewEvent = Event & { json: string };
 /** A delivery the insert created. */
@@ -104,6 +99,11 @@ type NewDelivery = { id: string; webhookId: string };
 
 type EventWriter = (event: NewEvent) => Promise<NewDelivery[] | Error>;
 
+/**
+ * Concurrent publishes share a statement (group commit): while one insert is in flight the next
+ * ones gather. If a batch fails (an idempotency key taken meanwhile), each event is inserted on its
+ * own, so one event's conflict never fails another's publish.
+ */
 function createEventWriter(sql: Sql): EventWriter {
   return createBatcher<NewEvent, NewDelivery[] | Error>(
     async (events) => {
@@ -111,7 +111,7 @@ function createEventWriter(sql: Sql): EventWriter {
         return await insertEvents(sql, events);
       } catch (error) {
         if (events.length === 1) return [error as Error];
-        return Promise.all(events.map((e) => insertEvents(sql, [e]).then(([ids]) => ids!, (err: Error) => err)));
+        return Promise.all(events.map((e) => insertEvents(sql, [e]).then(([created]) => created!, (err: Error) => err)));
       }
     },
     { maxSize: 200, maxInFlight: 2 },
