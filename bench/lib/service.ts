@@ -111,6 +111,20 @@ export interface ServiceOptions {
   adminKey?: string;
 }
 
+/**
+ * An api process and a worker process (ROLE=api, ROLE=worker) on one backend, sharing the admin
+ * key: `<name>-api` and `<name>-worker`. If the worker does not start, the api is stopped.
+ */
+export async function startSplitServices(options: Omit<ServiceOptions, "role" | "adminKey">): Promise<[Service, Service]> {
+  const api = await startService({ ...options, name: `${options.name}-api`, role: "api" });
+  try {
+    return [api, await startService({ ...options, name: `${options.name}-worker`, role: "worker", adminKey: api.adminKey })];
+  } catch (error) {
+    await api.stop();
+    throw error;
+  }
+}
+
 /** Starts `src/main.ts` (what `npm start` runs) and waits for "listening on <url>". */
 export async function startService(options: ServiceOptions): Promise<Service> {
   const adminKey = options.adminKey ?? `sk_admin_bench_${randomBytes(12).toString("hex")}`;

@@ -2,7 +2,7 @@ import type { Ctx } from "../lib/context.ts";
 import { pacedLoop, pool } from "../lib/http.ts";
 import { deliveryFields, publishOnce, warmUp } from "../lib/publish.ts";
 import { summarizeProfiles } from "../lib/profile.ts";
-import { createAccount, createWebhooks, startService, type BackendKind, type Service } from "../lib/service.ts";
+import { createAccount, createWebhooks, startService, startSplitServices, type BackendKind, type Service } from "../lib/service.ts";
 import { nowMs } from "../lib/stats.ts";
 
 const MB = 1024 * 1024;
@@ -30,14 +30,9 @@ async function sustained(ctx: Ctx, kind: BackendKind, split: boolean): Promise<v
   const minutes = opts.memoryMinutes > 0 ? opts.memoryMinutes : 0.5;
   const backend = await ctx.freshBackend(kind);
   const extras = ctx.serviceExtras(scenario);
-  const services: Service[] = [];
-  if (split) {
-    const api = await startService({ name: `${scenario}-api`, backend, role: "api", ...extras });
-    services.push(api);
-    services.push(await startService({ name: `${scenario}-worker`, backend, role: "worker", adminKey: api.adminKey, ...extras }));
-  } else {
-    services.push(await startService({ name: scenario, backend, ...extras }));
-  }
+  const services: Service[] = split
+    ? await startSplitServices({ name: scenario, backend, ...extras })
+    : [await startService({ name: scenario, backend, ...extras })];
   const service = services[0]!;
   const rss = () => services.reduce((sum, s) => sum + (s.child.rss() ?? 0), 0);
   try {

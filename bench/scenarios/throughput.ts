@@ -1,7 +1,7 @@
 import type { Ctx } from "../lib/context.ts";
 import { deliveryFields, publishAndCount, warmUp } from "../lib/publish.ts";
 import { monotonicUs, summarizeProfiles, type ProfileWindow } from "../lib/profile.ts";
-import { startService, type BackendKind, type Service } from "../lib/service.ts";
+import { startService, startSplitServices, type BackendKind, type Service } from "../lib/service.ts";
 
 /**
  * A fresh service (embedded: new PGlite dir; redis-postgres: new schema and Redis prefix, ROLE=all,
@@ -17,10 +17,7 @@ export async function throughput(ctx: Ctx, scenario: string, kind: BackendKind, 
   let window: ProfileWindow | undefined;
   try {
     if (split) {
-      const backend = await ctx.freshBackend(kind);
-      const api = await startService({ name: `${scenario}-api`, backend, role: "api", env, ...extras });
-      services.push(api);
-      services.push(await startService({ name: `${scenario}-worker`, backend, role: "worker", env, adminKey: api.adminKey, ...extras }));
+      services.push(...(await startSplitServices({ name: scenario, backend: await ctx.freshBackend(kind), env, ...extras })));
     } else {
       // Unless profiled, the fresh service is the shared one of this backend (handed on to later scenarios).
       const shared = extras.nodeFlags ? undefined : await ctx.sharedIfFresh(kind);
